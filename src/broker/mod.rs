@@ -1,0 +1,203 @@
+//! Use cases. Each call is orchestrated here: authenticate → authorize → act → audit.
+//!
+//! The broker knows nothing of gRPC: it takes parsed requests and returns domain values or a
+//! [`BrokerError`]. Blocking store calls run on tokio's blocking pool.
+
+pub mod actions;
+pub mod audit;
+mod auth;
+mod iam;
+
+pub use auth::SignedCall;
+pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
+
+use crate::clock::SharedClock;
+use crate::crypto::{Binding, MasterKey};
+use crate::error::{AwsCode, BrokerError};
+use crate::ids::{AccessKeyId, AccountId};
+use crate::store::{AuditEvent, Outcome, Store, StoreError, User};
+use audit::AuditSink;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The AEAD binding of an access key's secret: the key id and its owner.
+pub fn access_key_binding<'a>(id: &'a AccessKeyId, owner: &'a str) -> Binding<'a> {
+    // The owner is folded into `kind` so both identities are in the associated data.
+    Binding {
+        kind: owner,
+        owner: id.as_str(),
+    }
+}
+
+/// Settings the broker needs at run time.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// The region callers must sign for.
+    pub region: String,
+}
+
+/// Who a principal is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Root,
+    User(User),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The caller's ARN.
+    pub arn: String,
+    /// AWS's `UserId`: the account id for root, the unique id (`AIDA...`) for a user.
+    pub user_id: String,
+    /// The access key id the call was signed with.
+    pub access_key_id: AccessKeyId,
+    /// The peer address.
+    pub source: Option<SocketAddr>,
+}
+
+/// The broker.
+pub struct Broker {
+    store: Arc<dyn Store>,
+    master: Arc<MasterKey>,
+    clock: SharedClock,
+    account: AccountId,
+    settings: BrokerSettings,
+    audit: AuditSink,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("account", &self.account)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: Arc<MasterKey>,
+        clock: SharedClock,
+        account: AccountId,
+        settings: BrokerSettings,
+        audit: AuditSink,
+    ) -> Self {
+        Self {
+            store,
+            master,
+            clock,
+            account,
+            settings,
+            audit,
+        }
+    }
+
+    pub fn account(&self) -> &AccountId {
+        &self.account
+    }
+
+    pub fn region(&self) -> &str {
+        &self.settings.region
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Waits until every audit event recorded so far is committed.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
+    }
+
+    /// The newest audit records, newest first.
+    pub async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, BrokerError> {
+        self.blocking(move |s| s.recent_audit(limit)).await
+    }
+
+    /// Runs a store call on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(BrokerError::internal)?
+            .map_err(BrokerError::from)
+    }
+
+    /// Records the outcome of an authenticated call.
+    pub async fn audit_call(
+        &self,
+        caller: &Caller,
+        action: &str,
+        result: Result<(), &BrokerError>,
+    ) {
+        let (outcome, code) = match result {
+            Ok(()) => (Outcome::Success, None),
+            Err(e) => (Outcome::Failure, Some(e.code.as_str().to_owned())),
+        };
+        self.audit
+            .record(AuditEvent {
+                at: self.clock.now(),
+                principal: Some(caller.arn.clone()),
+                access_key_id: Some(caller.access_key_id.to_string()),
+                action: action.to_owned(),
+                source: caller.source.map(|s| s.to_string()),
+                outcome,
+                error_code: code,
+                detail: None,
+            })
+            .await;
+    }
+
+    /// Interim authorization until the policy engine lands: root may do everything; an IAM user
+    /// may ask who it is and manage its own access keys.
+    fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), BrokerError> {
+        let allowed = match &caller.principal {
+            Principal::Root => true,
+            Principal::User(_) => {
+                action == "sts:GetCallerIdentity"
+                    || (matches!(
+                        action,
+                        "iam:CreateAccessKey"
+                            | "iam:ListAccessKeys"
+                            | "iam:UpdateAccessKey"
+                            | "iam:DeleteAccessKey"
+                    ) && resource == caller.arn)
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(BrokerError::access_denied(&caller.arn, action, resource))
+        }
+    }
+
+    /// `GetCallerIdentity`: the account, ARN and user id of the caller.
+    pub fn get_caller_identity(
+        &self,
+        caller: &Caller,
+    ) -> Result<(String, String, String), BrokerError> {
+        self.authorize(caller, "sts:GetCallerIdentity", "*")?;
+        Ok((
+            self.account.to_string(),
+            caller.arn.clone(),
+            caller.user_id.clone(),
+        ))
+    }
+}
+
+/// A request field that is required but was empty.
+pub fn required(field: &'static str) -> BrokerError {
+    BrokerError::new(
+        AwsCode::ValidationError,
+        format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ),
+    )
+}

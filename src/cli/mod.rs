@@ -1,0 +1,404 @@
+//! The command line: `serve`, and client verbs named after the aws CLI's (`sts …`, `iam …`).
+//! Output is JSON with AWS's PascalCase member names, as `aws` prints it.
+
+mod credentials;
+mod output;
+
+use crate::client::{Client, Credentials};
+use crate::clock::SystemClock;
+use crate::ids::AccountId;
+use crate::proto::iam::v1 as iam;
+use crate::proto::sts::v1 as sts;
+use crate::server::{self, Limits, ServeConfig};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Exit code for an error answered by the broker (as the aws CLI uses).
+pub const EXIT_SERVICE_ERROR: i32 = 254;
+/// Exit code for a usage or local error.
+pub const EXIT_CLIENT_ERROR: i32 = 255;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sts-broker",
+    version,
+    about = "A self-hosted temporary-credentials broker modelled on AWS STS and IAM MFA"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Call the Security Token Service.
+    Sts {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: StsAction,
+    },
+    /// Call the IAM service.
+    Iam {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: IamAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the database, master key and root credentials live.
+    #[arg(long, env = "STS_BROKER_DATA_DIR", default_value = "./sts-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "STS_BROKER_LISTEN", default_value = "127.0.0.1:4180")]
+    pub listen: SocketAddr,
+    /// The region callers sign for.
+    #[arg(long, env = "STS_BROKER_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// The 12-digit account id, used at first start (later starts check it).
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// PEM certificate chain; enables TLS together with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The broker's URL.
+    #[arg(
+        long,
+        env = "STS_BROKER_ENDPOINT",
+        default_value = "http://127.0.0.1:4180",
+        global = true
+    )]
+    pub endpoint: String,
+    /// Profile in the credentials file.
+    #[arg(long, env = "AWS_PROFILE", global = true)]
+    pub profile: Option<String>,
+    /// AWS shared-credentials file.
+    #[arg(long, global = true)]
+    pub credentials_file: Option<PathBuf>,
+    /// The region to sign for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
+    pub region: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StsAction {
+    /// Who am I?
+    GetCallerIdentity,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IamAction {
+    CreateUser {
+        #[arg(long)]
+        user_name: String,
+        #[arg(long)]
+        path: Option<String>,
+    },
+    GetUser {
+        #[arg(long)]
+        user_name: Option<String>,
+    },
+    ListUsers {
+        #[arg(long)]
+        path_prefix: Option<String>,
+        #[arg(long)]
+        max_items: Option<i32>,
+        #[arg(long)]
+        starting_token: Option<String>,
+    },
+    DeleteUser {
+        #[arg(long)]
+        user_name: String,
+    },
+    CreateAccessKey {
+        #[arg(long)]
+        user_name: Option<String>,
+    },
+    ListAccessKeys {
+        #[arg(long)]
+        user_name: Option<String>,
+    },
+    UpdateAccessKey {
+        #[arg(long)]
+        user_name: Option<String>,
+        #[arg(long)]
+        access_key_id: String,
+        /// Active or Inactive.
+        #[arg(long)]
+        status: String,
+    },
+    DeleteAccessKey {
+        #[arg(long)]
+        user_name: Option<String>,
+        #[arg(long)]
+        access_key_id: String,
+    },
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await.map(|()| 0),
+        Command::Sts { client, action } => call(client, Verb::Sts(action)).await,
+        Command::Iam { client, action } => call(client, Verb::Iam(action)).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_CLIENT_ERROR
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let account_id = args
+        .account_id
+        .as_deref()
+        .map(AccountId::parse)
+        .transpose()
+        .context("--account-id")?;
+    let tls = args.tls_cert.zip(args.tls_key);
+    let config = ServeConfig {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        region: args.region,
+        account_id,
+        tls: tls.clone(),
+        limits: Limits::default(),
+    };
+    let running =
+        server::start(config, Arc::new(SystemClock), server::termination_signal()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        listen = %running.local_addr,
+        data_dir = %args.data_dir.display(),
+        account = %running.broker.account(),
+        "sts-broker serving on {scheme}://{}",
+        running.local_addr
+    );
+    if let Some(first) = &running.first_start {
+        tracing::info!(
+            root_access_key_id = %first.root_access_key_id,
+            file = %first.root_credentials_path.display(),
+            "first start: root credentials written"
+        );
+    }
+    running
+        .wait()
+        .await
+        .context("server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+enum Verb {
+    Sts(StsAction),
+    Iam(IamAction),
+}
+
+fn operation_name(verb: &Verb) -> String {
+    let debug = match verb {
+        Verb::Sts(a) => format!("{a:?}"),
+        Verb::Iam(a) => format!("{a:?}"),
+    };
+    debug
+        .split([' ', '{'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn call(args: ClientArgs, verb: Verb) -> anyhow::Result<i32> {
+    let (creds, source): (Credentials, String) =
+        credentials::resolve(args.profile.as_deref(), args.credentials_file.as_deref())?;
+    tracing::debug!(source = %source, "credentials");
+    let client = Client::connect(&args.endpoint, &args.region, creds).await?;
+    let op = operation_name(&verb);
+    let result = match verb {
+        Verb::Sts(a) => sts_call(&client, a).await,
+        Verb::Iam(a) => iam_call(&client, a).await,
+    };
+    match result {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(0)
+        }
+        Err(CallError::Status(s)) => {
+            eprintln!("{}", output::describe_status(&op, &s));
+            Ok(EXIT_SERVICE_ERROR)
+        }
+        Err(CallError::Local(e)) => Err(e),
+    }
+}
+
+enum CallError {
+    Status(tonic::Status),
+    Local(anyhow::Error),
+}
+
+impl From<tonic::Status> for CallError {
+    fn from(s: tonic::Status) -> Self {
+        Self::Status(s)
+    }
+}
+
+impl From<crate::client::ClientError> for CallError {
+    fn from(e: crate::client::ClientError) -> Self {
+        Self::Local(e.into())
+    }
+}
+
+async fn sts_call(c: &Client, action: StsAction) -> Result<serde_json::Value, CallError> {
+    match action {
+        StsAction::GetCallerIdentity => {
+            let r = c
+                .sts()
+                .get_caller_identity(c.signed(
+                    "/sts.v1.SecurityTokenService/GetCallerIdentity",
+                    sts::GetCallerIdentityRequest {},
+                )?)
+                .await?
+                .into_inner();
+            Ok(json!({ "UserId": r.user_id, "Account": r.account, "Arn": r.arn }))
+        }
+    }
+}
+
+const IAM: &str = "/iam.v1.IamService/";
+
+async fn iam_call(c: &Client, action: IamAction) -> Result<serde_json::Value, CallError> {
+    let path = |m: &str| format!("{IAM}{m}");
+    let mut iam_client = c.iam();
+    Ok(match action {
+        IamAction::CreateUser { user_name, path: p } => {
+            let r = iam_client
+                .create_user(c.signed(
+                    &path("CreateUser"),
+                    iam::CreateUserRequest { user_name, path: p },
+                )?)
+                .await?
+                .into_inner();
+            json!({ "User": r.user.map(|u| output::user(&u)) })
+        }
+        IamAction::GetUser { user_name } => {
+            let r = iam_client
+                .get_user(c.signed(&path("GetUser"), iam::GetUserRequest { user_name })?)
+                .await?
+                .into_inner();
+            json!({ "User": r.user.map(|u| output::user(&u)) })
+        }
+        IamAction::ListUsers {
+            path_prefix,
+            max_items,
+            starting_token,
+        } => {
+            let r = iam_client
+                .list_users(c.signed(
+                    &path("ListUsers"),
+                    iam::ListUsersRequest {
+                        path_prefix,
+                        marker: starting_token,
+                        max_items,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            let mut v = json!({ "Users": r.users.iter().map(output::user).collect::<Vec<_>>() });
+            if let Some(m) = r.marker {
+                v["NextToken"] = json!(m);
+            }
+            v
+        }
+        IamAction::DeleteUser { user_name } => {
+            iam_client
+                .delete_user(c.signed(&path("DeleteUser"), iam::DeleteUserRequest { user_name })?)
+                .await?;
+            json!({})
+        }
+        IamAction::CreateAccessKey { user_name } => {
+            let r = iam_client
+                .create_access_key(c.signed(
+                    &path("CreateAccessKey"),
+                    iam::CreateAccessKeyRequest { user_name },
+                )?)
+                .await?
+                .into_inner();
+            let k = r.access_key.unwrap_or_default();
+            json!({ "AccessKey": {
+                "UserName": k.user_name,
+                "AccessKeyId": k.access_key_id,
+                "Status": k.status,
+                "SecretAccessKey": k.secret_access_key,
+                "CreateDate": output::time(k.create_date.as_ref()),
+            }})
+        }
+        IamAction::ListAccessKeys { user_name } => {
+            let r = iam_client
+                .list_access_keys(c.signed(
+                    &path("ListAccessKeys"),
+                    iam::ListAccessKeysRequest {
+                        user_name,
+                        marker: None,
+                        max_items: None,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            json!({ "AccessKeyMetadata": r.access_key_metadata.iter().map(|k| json!({
+                "UserName": k.user_name,
+                "AccessKeyId": k.access_key_id,
+                "Status": k.status,
+                "CreateDate": output::time(k.create_date.as_ref()),
+            })).collect::<Vec<_>>() })
+        }
+        IamAction::UpdateAccessKey {
+            user_name,
+            access_key_id,
+            status,
+        } => {
+            iam_client
+                .update_access_key(c.signed(
+                    &path("UpdateAccessKey"),
+                    iam::UpdateAccessKeyRequest {
+                        user_name,
+                        access_key_id,
+                        status,
+                    },
+                )?)
+                .await?;
+            json!({})
+        }
+        IamAction::DeleteAccessKey {
+            user_name,
+            access_key_id,
+        } => {
+            iam_client
+                .delete_access_key(c.signed(
+                    &path("DeleteAccessKey"),
+                    iam::DeleteAccessKeyRequest {
+                        user_name,
+                        access_key_id,
+                    },
+                )?)
+                .await?;
+            json!({})
+        }
+    })
+}

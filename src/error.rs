@@ -1,0 +1,118 @@
+//! The broker's error vocabulary: AWS error codes and the one error type use cases return.
+//!
+//! Every failure that leaves the broker is a [`BrokerError`]: an AWS error code (API.md section 5)
+//! plus a message in AWS's wording. `grpc::status` turns it into a gRPC status in exactly one place.
+//! Messages never contain secrets, seeds, codes or signatures.
+
+use std::fmt;
+
+/// The AWS error codes the broker answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AwsCode {
+    MissingAuthenticationToken,
+    IncompleteSignature,
+    InvalidClientTokenId,
+    SignatureDoesNotMatch,
+    RequestExpired,
+    ExpiredToken,
+    AccessDenied,
+    ValidationError,
+    InvalidAuthenticationCode,
+    MalformedPolicyDocument,
+    InvalidInput,
+    NoSuchEntity,
+    EntityAlreadyExists,
+    LimitExceeded,
+    Throttling,
+    DeleteConflict,
+    EntityTemporarilyUnmodifiable,
+    ServiceFailure,
+}
+
+impl AwsCode {
+    /// The code as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingAuthenticationToken => "MissingAuthenticationToken",
+            Self::IncompleteSignature => "IncompleteSignature",
+            Self::InvalidClientTokenId => "InvalidClientTokenId",
+            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::RequestExpired => "RequestExpired",
+            Self::ExpiredToken => "ExpiredToken",
+            Self::AccessDenied => "AccessDenied",
+            Self::ValidationError => "ValidationError",
+            Self::InvalidAuthenticationCode => "InvalidAuthenticationCode",
+            Self::MalformedPolicyDocument => "MalformedPolicyDocument",
+            Self::InvalidInput => "InvalidInput",
+            Self::NoSuchEntity => "NoSuchEntity",
+            Self::EntityAlreadyExists => "EntityAlreadyExists",
+            Self::LimitExceeded => "LimitExceeded",
+            Self::Throttling => "Throttling",
+            Self::DeleteConflict => "DeleteConflict",
+            Self::EntityTemporarilyUnmodifiable => "EntityTemporarilyUnmodifiable",
+            Self::ServiceFailure => "ServiceFailure",
+        }
+    }
+}
+
+impl fmt::Display for AwsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed call: an AWS code and a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct BrokerError {
+    pub code: AwsCode,
+    pub message: String,
+}
+
+impl BrokerError {
+    pub fn new(code: AwsCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An internal failure. The detail goes to the log (it must not contain secrets); the
+    /// caller sees only AWS's generic wording.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal failure");
+        Self::new(
+            AwsCode::ServiceFailure,
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
+    }
+
+    /// The caller may not perform `action` on `resource`, in AWS's wording.
+    pub fn access_denied(caller_arn: &str, action: &str, resource: &str) -> Self {
+        Self::new(
+            AwsCode::AccessDenied,
+            format!(
+                "User: {caller_arn} is not authorized to perform: {action} on resource: {resource}"
+            ),
+        )
+    }
+}
+
+impl From<crate::ids::ValidationError> for BrokerError {
+    fn from(e: crate::ids::ValidationError) -> Self {
+        Self::new(AwsCode::ValidationError, e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for BrokerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as S;
+        match e {
+            S::NotFound(m) => Self::new(AwsCode::NoSuchEntity, m),
+            S::AlreadyExists(m) => Self::new(AwsCode::EntityAlreadyExists, m),
+            S::DeleteConflict(m) => Self::new(AwsCode::DeleteConflict, m),
+            S::LimitExceeded(m) => Self::new(AwsCode::LimitExceeded, m),
+            other @ (S::Sqlite(_) | S::Open(_) | S::Internal(_)) => Self::internal(other),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The listener: one port serving gRPC (HTTP/2) and the plain HTTP paths (`/healthz`,
+//! `/.well-known/jwks.json`, `/metrics`), with explicit HTTP/2 limits instead of tonic's unlimited
+//! defaults, optional TLS, and graceful shutdown that lets in-flight calls finish.
+
+use crate::broker::audit::AuditSink;
+use crate::broker::{Broker, BrokerSettings};
+use crate::clock::SharedClock;
+use crate::datadir::{self, DataDirError, FirstStart};
+use crate::grpc::{Services, digest};
+use crate::ids::AccountId;
+use crate::metrics::Metrics;
+use crate::proto::authz::v1::authorization_service_server::AuthorizationServiceServer;
+use crate::proto::iam::v1::iam_service_server::IamServiceServer;
+use crate::proto::sts::v1::security_token_service_server::SecurityTokenServiceServer;
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+/// HTTP/2 and call limits. Each one bounds a resource a misbehaving client could otherwise hog.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_concurrent_streams: u32,
+    /// Streams a client may make the server reset before the connection is closed (the
+    /// "made you reset" flood, CVE-2023-44487 and relatives).
+    pub max_local_error_reset_streams: usize,
+    pub max_pending_accept_reset_streams: usize,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_header_list_size: u32,
+    pub max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 256,
+            max_local_error_reset_streams: 1024,
+            max_pending_accept_reset_streams: 64,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_header_list_size: 16 * 1024,
+            max_message_bytes: digest::MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub account_id: Option<AccountId>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub limits: Limits,
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("TLS: cannot read `{0}`: {1}")]
+    TlsFile(PathBuf, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(
+        "region `{0}` is not valid: expected lowercase letters, digits and dashes, e.g. us-east-1"
+    )]
+    Region(String),
+}
+
+/// A broker that is serving.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub broker: Arc<Broker>,
+    pub first_start: Option<FirstStart>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    audit_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight calls finish, and commits the audit trail.
+    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits for the server to stop (after a signal or `shutdown`).
+    pub async fn wait(mut self) -> Result<(), tonic::transport::Error> {
+        let served = (&mut self.task).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "server task failed");
+            Ok(())
+        });
+        self.broker.flush_audit().await;
+        // The audit thread ends when the last sink clone (inside the broker) is dropped.
+        let thread = self.audit_thread.take();
+        drop(self);
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        served
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Opens the data dir, binds, and starts serving in the background. `signal` ends the server
+/// gracefully when it resolves (in addition to [`Running::shutdown`]).
+pub async fn start(
+    config: ServeConfig,
+    clock: SharedClock,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    if !valid_region(&config.region) {
+        return Err(StartError::Region(config.region));
+    }
+    let now = clock.now();
+    let (data_dir, account) = (config.data_dir.clone(), config.account_id.clone());
+    let opened = tokio::task::spawn_blocking(move || {
+        datadir::open_or_init(&data_dir, account.as_ref(), now)
+    })
+    .await
+    .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
+
+    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
+    let broker = Arc::new(Broker::new(
+        store,
+        opened.master,
+        clock,
+        opened.account,
+        BrokerSettings {
+            region: config.region.clone(),
+        },
+        audit,
+    ));
+    let metrics = Arc::new(Metrics::default());
+    let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
+    let limits = &config.limits;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<SecurityTokenServiceServer<Services>>()
+        .await;
+    health.set_serving::<IamServiceServer<Services>>().await;
+    health
+        .set_serving::<AuthorizationServiceServer<Services>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
+
+    let max = limits.max_message_bytes;
+    let mut routes = Routes::builder();
+    routes
+        .add_service(
+            SecurityTokenServiceServer::new(services.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            IamServiceServer::new(services.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AuthorizationServiceServer::new(services)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(health_service)
+        .add_service(reflection);
+    let routes = routes.routes();
+    let metrics_route = Arc::clone(&metrics);
+    let router = routes
+        .into_axum_router()
+        .route("/healthz", get(healthz))
+        .route(
+            "/.well-known/jwks.json",
+            get(|| async {
+                // Signing keys arrive with the session-token issue; until then no key is published.
+                axum::Json(serde_json::json!({ "keys": [] }))
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let m = Arc::clone(&metrics_route);
+                async move { m.render() }
+            }),
+        )
+        .layer(axum::middleware::from_fn(digest::capture));
+
+    let mut builder = Server::builder()
+        .accept_http1(true)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .timeout(limits.request_timeout);
+    if let Some((cert, key)) = &config.tls {
+        let c = std::fs::read(cert).map_err(|e| StartError::TlsFile(cert.clone(), e))?;
+        let k = std::fs::read(key).map_err(|e| StartError::TlsFile(key.clone(), e))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(c, k)))
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            _ = rx => {}
+            () = signal => {}
+        }
+        tracing::info!("shutting down: no new connections; finishing in-flight calls");
+    };
+    let router = builder.add_routes(Routes::from(router));
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
+    Ok(Running {
+        local_addr,
+        broker,
+        first_start: opened.first_start,
+        shutdown: Some(tx),
+        task,
+        audit_thread: Some(audit_thread),
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
