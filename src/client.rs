@@ -3,11 +3,12 @@
 //! Each request is signed over the exact protobuf bytes tonic will send: prost's encoding is
 //! deterministic, so encoding the message once here gives the same bytes as the wire.
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::proto::iam::v1::iam_service_client::IamServiceClient;
 use crate::proto::sts::v1::security_token_service_client::SecurityTokenServiceClient;
 use crate::sigv4::{self, GrpcSignParams, Payload};
 use std::fmt;
-use time::OffsetDateTime;
+use std::sync::Arc;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use zeroize::Zeroizing;
@@ -51,8 +52,8 @@ pub struct Client {
     host: String,
     region: String,
     credentials: Credentials,
-    /// Overrides the signing time (tests of clock skew); `None` uses the wall clock.
-    pub time_override: Option<OffsetDateTime>,
+    /// The clock signatures are dated by (the wall clock unless a test sets another).
+    pub clock: SharedClock,
 }
 
 impl fmt::Debug for Client {
@@ -87,8 +88,16 @@ impl Client {
             host,
             region: region.to_owned(),
             credentials,
-            time_override: None,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same connection signing with its signatures dated by `clock`.
+    pub fn with_clock(&self, clock: SharedClock) -> Self {
+        Self {
+            clock,
+            ..self.clone()
+        }
     }
 
     /// The same connection signing with other credentials.
@@ -129,7 +138,7 @@ impl Client {
             host: &self.host,
             path,
             payload: Payload::Bytes(&bytes),
-            time: self.time_override.unwrap_or_else(OffsetDateTime::now_utc),
+            time: self.clock.now(),
         })
         .map_err(|e| ClientError::Sign(e.to_string()))?;
         let mut req = tonic::Request::new(message);

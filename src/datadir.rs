@@ -197,14 +197,14 @@ pub fn open_or_init(
                 Ok(p) if p.as_slice() == KEY_CHECK_PLAINTEXT => {}
                 _ => return Err(DataDirError::MasterKeyMismatch(dir.to_owned())),
             }
-            if let Some(flag) = account_flag {
-                if flag.as_str() != account {
-                    return Err(DataDirError::AccountMismatch(
-                        dir.to_owned(),
-                        account,
-                        flag.to_string(),
-                    ));
-                }
+            if let Some(flag) = account_flag
+                && flag.as_str() != account
+            {
+                return Err(DataDirError::AccountMismatch(
+                    dir.to_owned(),
+                    account,
+                    flag.to_string(),
+                ));
             }
             finish_staged_root_credentials(dir)?;
             let account = AccountId::parse(&account)

@@ -21,11 +21,11 @@ pub fn user(u: &iam::User) -> Value {
         "Arn": u.arn,
         "CreateDate": time(u.create_date.as_ref()),
     });
-    if u.user_name.is_empty() {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("Path");
-            o.remove("UserName");
-        }
+    if u.user_name.is_empty()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("Path");
+        o.remove("UserName");
     }
     v
 }

@@ -76,8 +76,10 @@ impl Services {
         };
         let action = actions::action_for_path(&parts.path).unwrap_or_else(|| parts.path.clone());
         let md = req.metadata();
-        let text = |name: &str| md.get(name).and_then(|v| v.to_str().ok());
         let headers = MetadataHeaders(md);
+        // SECURITY: the signature headers must appear exactly once; a repeated one is treated as
+        // absent so no guess is made about which copy was signed.
+        let text = |name: &str| headers.header(name);
         let call = SignedCall {
             path: &parts.path,
             host: &parts.host,

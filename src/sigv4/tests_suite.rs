@@ -112,13 +112,12 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let token = expected_creq
         .lines()
         .find_map(|l| l.strip_prefix("x-amz-security-token:"));
-    if let Some(token) = token {
-        if !headers
+    if let Some(token) = token
+        && !headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case("x-amz-security-token"))
-        {
-            headers.push(("X-Amz-Security-Token", token));
-        }
+    {
+        headers.push(("X-Amz-Security-Token", token));
     }
     let mut names: Vec<String> = headers
         .iter()

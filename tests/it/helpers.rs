@@ -1,0 +1,121 @@
+//! Test harness: spawn a broker, sign calls, read errors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use sts_broker::client::{Client, Credentials};
+use sts_broker::clock::{ManualClock, SharedClock};
+use sts_broker::server::{self, Limits, Running, ServeConfig};
+use tonic_types::StatusExt;
+use zeroize::Zeroizing;
+
+/// 2026-03-01T00:00:00Z: a fixed instant, so nothing depends on the wall clock.
+pub const T0: i64 = 1_772_323_200;
+
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub addr: std::net::SocketAddr,
+    pub endpoint: String,
+    pub clock: ManualClock,
+    pub dir: tempfile::TempDir,
+    pub root: Credentials,
+    pub client: Client,
+}
+
+pub fn config(data_dir: PathBuf) -> ServeConfig {
+    ServeConfig {
+        data_dir,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        region: "us-east-1".into(),
+        account_id: None,
+        tls: None,
+        limits: Limits::default(),
+    }
+}
+
+pub fn read_credentials_file(path: &std::path::Path) -> Credentials {
+    let text = std::fs::read_to_string(path).unwrap();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(k)
+                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
+            })
+            .unwrap()
+    };
+    Credentials {
+        access_key_id: get("aws_access_key_id"),
+        secret_access_key: Zeroizing::new(get("aws_secret_access_key")),
+        session_token: None,
+    }
+}
+
+pub async fn start_on(dir: tempfile::TempDir, clock: ManualClock) -> TestApp {
+    let data = dir.path().join("data");
+    let shared: SharedClock = Arc::new(clock.clone());
+    let running = server::start(config(data.clone()), shared.clone(), std::future::pending())
+        .await
+        .unwrap();
+    let addr = running.local_addr;
+    let endpoint = format!("http://{addr}");
+    let root = read_credentials_file(&data.join("root-credentials"));
+    let client = Client::connect(&endpoint, "us-east-1", root.clone())
+        .await
+        .unwrap()
+        .with_clock(shared);
+    TestApp {
+        running: Some(running),
+        addr,
+        endpoint,
+        clock,
+        dir,
+        root,
+        client,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    start_on(tempfile::tempdir().unwrap(), ManualClock::at(T0)).await
+}
+
+impl TestApp {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn broker(&self) -> &Arc<sts_broker::broker::Broker> {
+        &self.running.as_ref().unwrap().broker
+    }
+
+    /// A client signing with `creds` over the same connection and clock.
+    pub fn as_(&self, creds: &Credentials) -> Client {
+        self.client.with_credentials(creds.clone())
+    }
+
+    /// Stops the server gracefully and starts it again on the same data dir.
+    pub async fn restart(mut self) -> TestApp {
+        self.running.take().unwrap().shutdown().await.unwrap();
+        start_on(self.dir, self.clock).await
+    }
+}
+
+/// The AWS code carried in a status's ErrorInfo; asserts the domain.
+pub fn reason(s: &tonic::Status) -> String {
+    let info = s
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in status: {s:?}"));
+    assert_eq!(info.domain, "sts-broker");
+    info.reason
+}
+
+/// Asserts a call failed with `code` and AWS `aws_code`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    aws_code: &str,
+) -> tonic::Status {
+    let s = r.expect_err("call should have failed");
+    assert_eq!(s.code(), code, "grpc code; status: {s:?}");
+    assert_eq!(reason(&s), aws_code, "AWS code; message: {}", s.message());
+    s
+}
