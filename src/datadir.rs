@@ -156,6 +156,48 @@ fn key_check_binding(account: &str) -> Binding<'_> {
     }
 }
 
+/// Opens a data dir that must already have been initialised by `serve` (for offline tools).
+pub fn open_existing(dir: &Path) -> Result<Opened, DataDirError> {
+    if !dir.join(DB_FILE).exists() {
+        return Err(io_err(
+            dir,
+            "has no broker.db: it is not an sts-broker data dir (start `sts-broker serve` on it first)",
+        ));
+    }
+    let opened = open_or_init(dir, None, OffsetDateTime::now_utc())?;
+    if opened.first_start.is_some() {
+        return Err(io_err(
+            dir,
+            "was not initialised; it has been now, by mistake: remove it",
+        ));
+    }
+    Ok(opened)
+}
+
+/// Replaces `root-credentials` after an offline recovery: the old file is kept beside it as
+/// `root-credentials.replaced-<unix time>`.
+pub fn replace_root_credentials(
+    dir: &Path,
+    akid: &AccessKeyId,
+    secret: &str,
+    now: OffsetDateTime,
+) -> Result<PathBuf, DataDirError> {
+    let target = dir.join(ROOT_CREDENTIALS_FILE);
+    if target.exists() {
+        let kept = dir.join(format!(
+            "{ROOT_CREDENTIALS_FILE}.replaced-{}",
+            now.unix_timestamp()
+        ));
+        fs::rename(&target, &kept).map_err(|e| io_err(&kept, e))?;
+    }
+    write_private_file(
+        dir,
+        ROOT_CREDENTIALS_FILE,
+        credentials_file_text(akid, secret).as_bytes(),
+    )?;
+    Ok(target)
+}
+
 /// Opens `dir`, creating its contents on first start.
 pub fn open_or_init(
     dir: &Path,

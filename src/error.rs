@@ -26,6 +26,8 @@ pub enum AwsCode {
     Throttling,
     DeleteConflict,
     EntityTemporarilyUnmodifiable,
+    /// The broker's addition to API.md's table (AWS: HTTP 410): no credential report yet.
+    ReportNotPresent,
     ServiceFailure,
 }
 
@@ -50,6 +52,7 @@ impl AwsCode {
             Self::Throttling => "Throttling",
             Self::DeleteConflict => "DeleteConflict",
             Self::EntityTemporarilyUnmodifiable => "EntityTemporarilyUnmodifiable",
+            Self::ReportNotPresent => "ReportNotPresent",
             Self::ServiceFailure => "ServiceFailure",
         }
     }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod grpc;
 pub mod ids;
 pub mod metrics;
+pub mod mfa;
 pub mod server;
 pub mod sigv4;
 pub mod store;

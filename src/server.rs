@@ -114,8 +114,7 @@ impl Running {
             tracing::error!(error = %e, "server task failed");
             Ok(())
         });
-        self.broker.flush_audit().await;
-        // The audit thread ends when the last sink clone (inside the broker) is dropped.
+        self.broker.close_audit().await;
         let thread = self.audit_thread.take();
         drop(self);
         if let Some(t) = thread {
@@ -161,9 +160,7 @@ pub async fn start(
         opened.master,
         clock,
         opened.account,
-        BrokerSettings {
-            region: config.region.clone(),
-        },
+        BrokerSettings::new(config.region.clone()),
         audit,
     ));
     let metrics = Arc::new(Metrics::default());
@@ -181,6 +178,11 @@ pub async fn start(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
+        .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
+    // v1alpha too: many clients (grpcio-reflection, older grpcurl) only speak it.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
         .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
 
     let max = limits.max_message_bytes;
@@ -202,7 +204,8 @@ pub async fn start(
                 .max_encoding_message_size(max),
         )
         .add_service(health_service)
-        .add_service(reflection);
+        .add_service(reflection)
+        .add_service(reflection_alpha);
     let routes = routes.routes();
     let metrics_route = Arc::clone(&metrics);
     let router = routes

@@ -1,6 +1,7 @@
 //! The audit trail writer: events go through a bounded channel to one blocking thread that
 //! appends them in batches, so recording an event never puts an fsync on the caller's path.
-//! `flush` waits until everything sent before it is committed (tests and shutdown use it).
+//! `flush` waits until everything sent before it is committed (tests use it); `close` commits
+//! everything sent before it and stops the writer, whoever still holds a sink.
 
 use crate::store::{AuditEvent, Store};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ const MAX_BATCH: usize = 512;
 enum Msg {
     Event(AuditEvent),
     Flush(oneshot::Sender<()>),
+    Close,
 }
 
 /// Handle for recording audit events.
@@ -35,14 +37,16 @@ impl AuditSink {
             .spawn(move || {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
                 let mut waiters = Vec::new();
+                let mut closing = false;
                 while let Some(first) = rx.blocking_recv() {
                     let mut next = Some(first);
                     while let Some(msg) = next.take() {
                         match msg {
                             Msg::Event(e) => batch.push(e),
                             Msg::Flush(w) => waiters.push(w),
+                            Msg::Close => closing = true,
                         }
-                        if batch.len() < MAX_BATCH {
+                        if batch.len() < MAX_BATCH && !closing {
                             next = rx.try_recv().ok();
                         }
                     }
@@ -52,6 +56,10 @@ impl AuditSink {
                     batch.clear();
                     for w in waiters.drain(..) {
                         let _ = w.send(());
+                    }
+                    if closing {
+                        rx.close();
+                        break;
                     }
                 }
             });
@@ -70,6 +78,11 @@ impl AuditSink {
         if self.tx.send(Msg::Event(event)).await.is_err() {
             tracing::error!("audit writer has stopped; event not recorded");
         }
+    }
+
+    /// Commits everything queued before this call and stops the writer thread.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Msg::Close).await;
     }
 
     /// Resolves once every event queued before this call is committed.

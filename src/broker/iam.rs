@@ -46,9 +46,9 @@ impl std::fmt::Debug for CreatedAccessKey {
 }
 
 /// Whose keys a key call is about.
-struct KeyTarget {
-    owner: OwnerRef,
-    user_name: String,
+pub(super) struct KeyTarget {
+    pub(super) owner: OwnerRef,
+    pub(super) user_name: String,
     arn: String,
 }
 
@@ -66,7 +66,7 @@ fn max_items(v: Option<i32>) -> Result<usize, BrokerError> {
 }
 
 impl Broker {
-    fn user_view(&self, u: &User) -> UserView {
+    pub(super) fn user_view(&self, u: &User) -> UserView {
         UserView {
             name: u.name.to_string(),
             path: u.path.as_str().to_owned(),
@@ -209,7 +209,7 @@ impl Broker {
     }
 
     /// Resolves whose keys a key call is about and authorizes `action` on it.
-    async fn key_target(
+    pub(super) async fn key_target(
         &self,
         caller: &Caller,
         user_name: Option<&str>,

@@ -7,9 +7,13 @@ pub mod actions;
 pub mod audit;
 mod auth;
 mod iam;
+mod mfa;
+mod report;
 
 pub use auth::SignedCall;
 pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
+pub use mfa::{CreatedVirtualDevice, DeviceView, MfaProof, OTP_ISSUER, mfa_failed};
+pub use report::{CredentialReport, RootRecovery};
 
 use crate::clock::SharedClock;
 use crate::crypto::{Binding, MasterKey};
@@ -34,6 +38,21 @@ pub fn access_key_binding<'a>(id: &'a AccessKeyId, owner: &'a str) -> Binding<'a
 pub struct BrokerSettings {
     /// The region callers must sign for.
     pub region: String,
+    /// TOTP steps accepted either side of a device's recorded drift.
+    pub mfa_window: u32,
+    /// Throttling of MFA failures.
+    pub lockout: crate::mfa::lockout::LockoutPolicy,
+}
+
+impl BrokerSettings {
+    /// Defaults for `region`: one step of window, NIST-style lockout.
+    pub fn new(region: impl Into<String>) -> Self {
+        Self {
+            region: region.into(),
+            mfa_window: crate::mfa::totp::DEFAULT_WINDOW,
+            lockout: crate::mfa::lockout::LockoutPolicy::default(),
+        }
+    }
 }
 
 /// Who a principal is.
@@ -107,6 +126,11 @@ impl Broker {
         &self.clock
     }
 
+    /// Commits the audit trail and stops its writer (at shutdown).
+    pub async fn close_audit(&self) {
+        self.audit.close().await;
+    }
+
     /// Waits until every audit event recorded so far is committed.
     pub async fn flush_audit(&self) {
         self.audit.flush().await;
@@ -156,7 +180,7 @@ impl Broker {
     }
 
     /// Interim authorization until the policy engine lands: root may do everything; an IAM user
-    /// may ask who it is and manage its own access keys.
+    /// may ask who it is, manage its own access keys and list its own MFA devices.
     fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), BrokerError> {
         let allowed = match &caller.principal {
             Principal::Root => true,
@@ -168,6 +192,7 @@ impl Broker {
                             | "iam:ListAccessKeys"
                             | "iam:UpdateAccessKey"
                             | "iam:DeleteAccessKey"
+                            | "iam:ListMFADevices"
                     ) && resource == caller.arn)
             }
         };

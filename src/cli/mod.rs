@@ -37,6 +37,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Offline, on the broker's host: deactivate the root user's MFA devices and write a fresh root
+    /// access key to DIR/root-credentials. Access to the data dir is the proof of authority.
+    RecoverRoot {
+        #[arg(long, env = "STS_BROKER_DATA_DIR", default_value = "./sts-data")]
+        data_dir: PathBuf,
+    },
     /// Call the Security Token Service.
     Sts {
         #[command(flatten)]
@@ -155,6 +161,7 @@ pub enum IamAction {
 pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await.map(|()| 0),
+        Command::RecoverRoot { data_dir } => recover_root(data_dir).await.map(|()| 0),
         Command::Sts { client, action } => call(client, Verb::Sts(action)).await,
         Command::Iam { client, action } => call(client, Verb::Iam(action)).await,
     };
@@ -205,6 +212,47 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("server stopped with an error")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
+    use crate::broker::{Broker, BrokerSettings, audit::AuditSink};
+    let d = dir.clone();
+    let opened = tokio::task::spawn_blocking(move || crate::datadir::open_existing(&d)).await??;
+    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
+    let account = opened.account.clone();
+    let broker = Broker::new(
+        store,
+        opened.master,
+        Arc::new(SystemClock),
+        opened.account,
+        BrokerSettings::new("us-east-1"),
+        audit,
+    );
+    let r = broker.recover_root().await?;
+    let now = crate::clock::Clock::now(&SystemClock);
+    let path = crate::datadir::replace_root_credentials(
+        &dir,
+        &r.access_key_id,
+        &r.secret_access_key,
+        now,
+    )?;
+    broker.close_audit().await;
+    let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
+    println!("root recovered for account {}", account);
+    for serial in &r.deactivated_devices {
+        println!("deactivated MFA device {serial}");
+    }
+    if let Some(k) = &r.deleted_key {
+        println!("deleted the oldest root access key {k} to make room");
+    }
+    println!(
+        "new root access key {} written to {}",
+        r.access_key_id,
+        path.display()
+    );
+    println!("restart a running broker so it sees the change");
     Ok(())
 }
 

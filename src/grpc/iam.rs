@@ -1,7 +1,7 @@
 //! `iam.v1.IamService`.
 
 use super::{Services, timestamp};
-use crate::broker::{AccessKeyView, UserView};
+use crate::broker::{AccessKeyView, DeviceView, UserView};
 use crate::proto::iam::v1 as pb;
 use crate::proto::iam::v1::iam_service_server::IamService;
 use tonic::{Request, Response, Status};
@@ -25,8 +25,242 @@ fn key_meta_pb(k: AccessKeyView) -> pb::AccessKeyMetadata {
     }
 }
 
+fn mfa_device_pb(d: DeviceView) -> pb::MfaDevice {
+    pb::MfaDevice {
+        user_name: d.user_name,
+        serial_number: d.serial,
+        enable_date: d.enable_date.map(timestamp),
+    }
+}
+
+fn virtual_device_pb(d: DeviceView) -> pb::VirtualMfaDevice {
+    pb::VirtualMfaDevice {
+        serial_number: d.serial,
+        base32_string_seed: String::new(),
+        qr_code_png: Vec::new(),
+        otpauth_uri: String::new(),
+        user: d.user.map(user_pb),
+        enable_date: d.enable_date.map(timestamp),
+    }
+}
+
 #[tonic::async_trait]
 impl IamService for Services {
+    async fn create_virtual_mfa_device(
+        &self,
+        req: Request<pb::CreateVirtualMfaDeviceRequest>,
+    ) -> Result<Response<pb::CreateVirtualMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .create_virtual_mfa_device(&call.caller, &m.virtual_mfa_device_name, m.path.as_deref())
+            .await
+            .map(|d| pb::CreateVirtualMfaDeviceResponse {
+                virtual_mfa_device: Some(pb::VirtualMfaDevice {
+                    serial_number: d.serial.clone(),
+                    base32_string_seed: d.base32_seed.to_string(),
+                    qr_code_png: d.qr_png.to_vec(),
+                    otpauth_uri: d.otpauth_uri.to_string(),
+                    user: None,
+                    enable_date: None,
+                }),
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn enable_mfa_device(
+        &self,
+        req: Request<pb::EnableMfaDeviceRequest>,
+    ) -> Result<Response<pb::EnableMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .enable_mfa_device(
+                &call.caller,
+                &m.user_name,
+                &m.serial_number,
+                &m.authentication_code1,
+                &m.authentication_code2,
+            )
+            .await
+            .map(|()| pb::EnableMfaDeviceResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn resync_mfa_device(
+        &self,
+        req: Request<pb::ResyncMfaDeviceRequest>,
+    ) -> Result<Response<pb::ResyncMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .resync_mfa_device(
+                &call.caller,
+                &m.user_name,
+                &m.serial_number,
+                &m.authentication_code1,
+                &m.authentication_code2,
+            )
+            .await
+            .map(|()| pb::ResyncMfaDeviceResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn deactivate_mfa_device(
+        &self,
+        req: Request<pb::DeactivateMfaDeviceRequest>,
+    ) -> Result<Response<pb::DeactivateMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .deactivate_mfa_device(&call.caller, m.user_name.as_deref(), &m.serial_number)
+            .await
+            .map(|()| pb::DeactivateMfaDeviceResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn delete_virtual_mfa_device(
+        &self,
+        req: Request<pb::DeleteVirtualMfaDeviceRequest>,
+    ) -> Result<Response<pb::DeleteVirtualMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .delete_virtual_mfa_device(&call.caller, &call.message.serial_number)
+            .await
+            .map(|()| pb::DeleteVirtualMfaDeviceResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn list_mfa_devices(
+        &self,
+        req: Request<pb::ListMfaDevicesRequest>,
+    ) -> Result<Response<pb::ListMfaDevicesResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .list_mfa_devices(&call.caller, call.message.user_name.as_deref())
+            .await
+            .map(|ds| pb::ListMfaDevicesResponse {
+                mfa_devices: ds.into_iter().map(mfa_device_pb).collect(),
+                is_truncated: false,
+                marker: None,
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn list_virtual_mfa_devices(
+        &self,
+        req: Request<pb::ListVirtualMfaDevicesRequest>,
+    ) -> Result<Response<pb::ListVirtualMfaDevicesResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .list_virtual_mfa_devices(&call.caller, call.message.assignment_status.as_deref())
+            .await
+            .map(|ds| pb::ListVirtualMfaDevicesResponse {
+                virtual_mfa_devices: ds.into_iter().map(virtual_device_pb).collect(),
+                is_truncated: false,
+                marker: None,
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn get_mfa_device(
+        &self,
+        req: Request<pb::GetMfaDeviceRequest>,
+    ) -> Result<Response<pb::GetMfaDeviceResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .get_mfa_device(&call.caller, &m.serial_number, m.user_name.as_deref())
+            .await
+            .map(|d| pb::GetMfaDeviceResponse {
+                user_name: d.user_name,
+                serial_number: d.serial,
+                enable_date: d.enable_date.map(timestamp),
+                certifications: Default::default(),
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn import_hardware_mfa_devices(
+        &self,
+        req: Request<pb::ImportHardwareMfaDevicesRequest>,
+    ) -> Result<Response<pb::ImportHardwareMfaDevicesResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .import_hardware_mfa_devices(&call.caller, &call.message.seed_file)
+            .await
+            .map(|serial_numbers| pb::ImportHardwareMfaDevicesResponse { serial_numbers });
+        self.finish(&call, result).await
+    }
+
+    async fn reset_mfa_lockout(
+        &self,
+        req: Request<pb::ResetMfaLockoutRequest>,
+    ) -> Result<Response<pb::ResetMfaLockoutResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .reset_mfa_lockout(&call.caller, call.message.user_name.as_deref())
+            .await
+            .map(|()| pb::ResetMfaLockoutResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn get_account_summary(
+        &self,
+        req: Request<pb::GetAccountSummaryRequest>,
+    ) -> Result<Response<pb::GetAccountSummaryResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self.broker.account_summary(&call.caller).await.map(|m| {
+            pb::GetAccountSummaryResponse {
+                summary_map: m.into_iter().collect(),
+            }
+        });
+        self.finish(&call, result).await
+    }
+
+    async fn generate_credential_report(
+        &self,
+        req: Request<pb::GenerateCredentialReportRequest>,
+    ) -> Result<Response<pb::GenerateCredentialReportResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .generate_credential_report(&call.caller)
+            .await
+            .map(|state| pb::GenerateCredentialReportResponse {
+                state: state.to_owned(),
+                description: "The credential report is ready.".to_owned(),
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn get_credential_report(
+        &self,
+        req: Request<pb::GetCredentialReportRequest>,
+    ) -> Result<Response<pb::GetCredentialReportResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .get_credential_report(&call.caller)
+            .await
+            .map(|r| pb::GetCredentialReportResponse {
+                content: r.csv,
+                report_format: "text/csv".to_owned(),
+                generated_time: Some(timestamp(r.generated)),
+            });
+        self.finish(&call, result).await
+    }
+
     async fn create_user(
         &self,
         req: Request<pb::CreateUserRequest>,

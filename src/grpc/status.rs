@@ -26,9 +26,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         AwsCode::NoSuchEntity => Code::NotFound,
         AwsCode::EntityAlreadyExists => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
-        AwsCode::DeleteConflict | AwsCode::EntityTemporarilyUnmodifiable => {
-            Code::FailedPrecondition
-        }
+        AwsCode::DeleteConflict
+        | AwsCode::EntityTemporarilyUnmodifiable
+        | AwsCode::ReportNotPresent => Code::FailedPrecondition,
         AwsCode::ServiceFailure => Code::Internal,
     }
 }

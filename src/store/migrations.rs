@@ -42,6 +42,45 @@ pub const MIGRATIONS: &[&str] = &[
         detail        TEXT
     ) STRICT;
     "#,
+    // 2: MFA devices, the per-principal failure counter, and the credential report.
+    r#"
+    -- owner_kind NULL = unassigned; 'root' = the account root user; 'user' = users(user_id).
+    -- last_step is the replay guard (RFC 6238 section 5.2); it is never reset, not even when the
+    -- device is deactivated and given to someone else, so no step is ever accepted twice.
+    CREATE TABLE mfa_devices (
+        id           TEXT PRIMARY KEY,
+        serial       TEXT NOT NULL,
+        serial_lower TEXT NOT NULL UNIQUE,
+        kind         TEXT NOT NULL CHECK (kind IN ('virtual', 'hardware')),
+        seed_blob    BLOB NOT NULL,
+        algorithm    TEXT NOT NULL,
+        digits       INTEGER NOT NULL,
+        period       INTEGER NOT NULL,
+        owner_kind   TEXT CHECK (owner_kind IN ('root', 'user')),
+        user_id      TEXT REFERENCES users(id) ON DELETE RESTRICT,
+        enabled_at   INTEGER,
+        last_step    INTEGER,
+        drift        INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        CHECK ((owner_kind IS NULL AND user_id IS NULL AND enabled_at IS NULL)
+            OR (owner_kind = 'root' AND user_id IS NULL AND enabled_at IS NOT NULL)
+            OR (owner_kind = 'user' AND user_id IS NOT NULL AND enabled_at IS NOT NULL))
+    ) STRICT;
+    CREATE INDEX mfa_devices_by_user ON mfa_devices(user_id);
+
+    -- principal: 'root' or a user id.
+    CREATE TABLE mfa_lockout (
+        principal       TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        last_failure_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE credential_report (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        generated_at INTEGER NOT NULL,
+        content      BLOB NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

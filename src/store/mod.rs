@@ -6,6 +6,7 @@
 
 pub mod migrations;
 pub mod sqlite;
+mod sqlite_mfa;
 
 use crate::ids::{AccessKeyId, IamPath, KeyStatus, UserName};
 use time::OffsetDateTime;
@@ -116,8 +117,177 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Physical or virtual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Virtual,
+    Hardware,
+}
+
+impl DeviceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Virtual => "virtual",
+            Self::Hardware => "hardware",
+        }
+    }
+}
+
+/// An MFA device as stored. The seed is an AEAD blob bound to `id` and `serial`.
+#[derive(Debug, Clone)]
+pub struct MfaDevice {
+    /// Internal identity, random; part of the seed's associated data.
+    pub id: String,
+    /// The ARN of a virtual device, or the vendor serial of a hardware token.
+    pub serial: String,
+    pub kind: DeviceKind,
+    pub seed_blob: Vec<u8>,
+    pub params: crate::mfa::TotpParams,
+    /// Whom the device is enabled for; `None` when unassigned.
+    pub owner: Option<Owner>,
+    pub enabled_at: Option<OffsetDateTime>,
+    /// The newest time step ever accepted for this device.
+    pub last_step: Option<u64>,
+    /// Recorded clock drift, in steps.
+    pub drift: i64,
+    pub created: OffsetDateTime,
+}
+
+/// Which virtual devices to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    Assigned,
+    Unassigned,
+    Any,
+}
+
+/// What a code check decided about a device, computed inside the store's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// The code matched `step`, newer than any accepted before; `drift` is set by enable/resync.
+    Accepted {
+        step: u64,
+        drift: Option<i64>,
+    },
+    /// The code matched a step already used (or older).
+    Replayed,
+    NoMatch,
+    /// The seed did not decrypt: a damaged or moved row.
+    Undecryptable,
+}
+
+/// Why an MFA authentication was refused. The caller always gets the same answer; this goes to
+/// the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaRefusal {
+    WrongCode,
+    Replayed,
+    Locked,
+    Throttled,
+    UnknownDevice,
+    /// A device that exists but is not enabled for this principal.
+    ForeignDevice,
+    Undecryptable,
+}
+
+impl MfaRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongCode => "wrong_code",
+            Self::Replayed => "otp_replay",
+            Self::Locked => "mfa_locked",
+            Self::Throttled => "mfa_throttled",
+            Self::UnknownDevice => "unknown_device",
+            Self::ForeignDevice => "foreign_device",
+            Self::Undecryptable => "seed_undecryptable",
+        }
+    }
+}
+
+/// The result of an MFA authentication attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaAttempt {
+    Accepted { step: u64, serial: String },
+    Refused(MfaRefusal),
+}
+
+/// The result of binding (enable) or re-centring (resync) a device with two codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindOutcome {
+    Done,
+    CodesRejected,
+}
+
+/// A principal's MFA failure counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockoutState {
+    pub failures: u32,
+    pub last_failure_at: Option<i64>,
+}
+
+/// Counts for `GetAccountSummary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountCounts {
+    pub users: i64,
+    pub mfa_devices: i64,
+    pub mfa_devices_in_use: i64,
+    pub root_mfa_devices: i64,
+    pub root_access_keys: i64,
+}
+
+/// One principal's line of the credential report.
+#[derive(Debug, Clone)]
+pub struct CredentialRow {
+    /// `None` for the root user.
+    pub user: Option<User>,
+    pub mfa_active: bool,
+    /// Up to two keys, oldest first: (active, created).
+    pub keys: Vec<(bool, OffsetDateTime)>,
+}
+
+/// MFA devices, the replay guard and the failure counter.
+pub trait MfaStore {
+    /// Inserts devices, all or none (`EntityAlreadyExists` if any serial is taken).
+    fn insert_mfa_devices(&self, devices: &[MfaDevice]) -> Result<(), StoreError>;
+    fn get_mfa_device(&self, serial: &str) -> Result<Option<MfaDevice>, StoreError>;
+    /// Devices enabled for `owner`.
+    fn list_mfa_devices(&self, owner: &OwnerRef) -> Result<Vec<MfaDevice>, StoreError>;
+    fn list_virtual_mfa_devices(&self, filter: Assignment) -> Result<Vec<MfaDevice>, StoreError>;
+    /// Enable (`resync == false`: the device must be unassigned and `owner` under the device
+    /// quota) or resync (`resync == true`: the device must be enabled for `owner`). `check` runs
+    /// inside the transaction; on `Accepted` the step and drift are recorded in it.
+    fn bind_mfa_device(
+        &self,
+        serial: &str,
+        owner: &OwnerRef,
+        resync: bool,
+        now: OffsetDateTime,
+        check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
+    ) -> Result<BindOutcome, StoreError>;
+    /// Unbinds a device from `owner` (`NotFound` if it is not enabled for `owner`).
+    fn deactivate_mfa_device(&self, serial: &str, owner: &OwnerRef) -> Result<(), StoreError>;
+    /// Removes an unassigned virtual device.
+    fn delete_virtual_mfa_device(&self, serial: &str) -> Result<(), StoreError>;
+    /// One MFA authentication for `owner` with the device `serial`: throttling gate, ownership,
+    /// `check`, and the replay guard / failure counter, all in one durable transaction.
+    fn mfa_authenticate(
+        &self,
+        owner: &OwnerRef,
+        serial: &str,
+        now: i64,
+        policy: &crate::mfa::lockout::LockoutPolicy,
+        check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
+    ) -> Result<MfaAttempt, StoreError>;
+    fn mfa_lockout(&self, owner: &OwnerRef) -> Result<LockoutState, StoreError>;
+    fn reset_mfa_lockout(&self, owner: &OwnerRef) -> Result<(), StoreError>;
+    fn account_counts(&self) -> Result<AccountCounts, StoreError>;
+    fn credential_rows(&self) -> Result<Vec<CredentialRow>, StoreError>;
+    fn save_credential_report(&self, at: OffsetDateTime, csv: &[u8]) -> Result<(), StoreError>;
+    fn credential_report(&self) -> Result<Option<(OffsetDateTime, Vec<u8>)>, StoreError>;
+}
+
 /// The broker's persistent state.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MfaStore + Send + Sync + 'static {
     /// A value from the key/value metadata table.
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -28,19 +28,19 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn ts(t: OffsetDateTime) -> i64 {
+pub(super) fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn from_ts(v: i64) -> OffsetDateTime {
+pub(super) fn from_ts(v: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn corrupt(what: impl std::fmt::Display) -> rusqlite::Error {
+pub(super) fn corrupt(what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
 }
 
-fn user_from_row(row: &Row<'_>, base: usize) -> rusqlite::Result<User> {
+pub(super) fn user_from_row(row: &Row<'_>, base: usize) -> rusqlite::Result<User> {
     let name: String = row.get(base + 1)?;
     let path: String = row.get(base + 2)?;
     Ok(User {
@@ -55,7 +55,7 @@ fn key_status(s: &str) -> rusqlite::Result<KeyStatus> {
     KeyStatus::parse(s).map_err(corrupt)
 }
 
-fn owner_sql(owner: &OwnerRef) -> Option<&str> {
+pub(super) fn owner_sql(owner: &OwnerRef) -> Option<&str> {
     match owner {
         OwnerRef::Root => None,
         OwnerRef::User(id) => Some(id.as_str()),
@@ -110,7 +110,7 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    pub(super) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
             .map_err(|_| StoreError::Internal("store mutex poisoned".into()))
@@ -123,7 +123,10 @@ impl SqliteStore {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
-    fn user_id_by_name(conn: &Connection, name: &UserName) -> Result<String, StoreError> {
+    pub(super) fn user_id_by_name(
+        conn: &Connection,
+        name: &UserName,
+    ) -> Result<String, StoreError> {
         conn.query_row(
             "SELECT id FROM users WHERE name_lower = ?1",
             [name.as_str().to_lowercase()],
@@ -275,6 +278,17 @@ impl Store for SqliteStore {
                 "Cannot delete entity, must delete access keys first.".into(),
             ));
         }
+        let devices: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM mfa_devices WHERE user_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        if devices > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete entity, must remove MFA device first.".into(),
+            ));
+        }
+        tx.execute("DELETE FROM mfa_lockout WHERE principal = ?1", [&id])?;
         tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
         tx.commit()?;
         Ok(())

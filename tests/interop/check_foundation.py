@@ -266,7 +266,7 @@ class Broker:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
                 self.proc = None
-                raise RuntimeError(f"broker exited with {rc} before /healthz answered:\n{self.log_tail()}")
+                raise CheckFailed(f"broker exited with {rc} before /healthz answered:\n{self.log_tail()}")
             try:
                 status, body, _ = self.http_get("/healthz", timeout=2)
                 if status == 200:
@@ -276,7 +276,7 @@ class Broker:
                 last = repr(e)
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"/healthz did not answer within {START_TIMEOUT:.0f}s ({last}):\n"
+                raise CheckFailed(f"/healthz did not answer within {START_TIMEOUT:.0f}s ({last}):\n"
                                    f"{self.log_tail()}")
             time.sleep(0.1)
         self.channel = grpc.insecure_channel(self.host, options=[("grpc.enable_http_proxy", 0)])
@@ -711,6 +711,7 @@ def main() -> int:
     data_dir = os.path.join(work, "data")
     broker = Broker(os.path.abspath(args.broker), data_dir, work, args.pidfile)
     r = Results()
+    finished = False
     try:
         def up():
             broker.start()
@@ -718,7 +719,10 @@ def main() -> int:
         if r.run("up", "broker starts, /healthz answers", up):
             ctx = Ctx(broker, os.path.join(data_dir, "root-credentials"))
             run_all(ctx, r)
+        finished = True
     finally:
+        if not finished:
+            print("interrupted before all checks ran", file=sys.stderr, flush=True)
         broker.stop()
         broker.kill()
         if args.keep or r.failed:

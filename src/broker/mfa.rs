@@ -1,0 +1,545 @@
+//! MFA devices: the lifecycle of AWS's guide (create, enable with two codes, resync, deactivate,
+//! delete, list, status) and the verifier that GetSessionToken and AssumeRole use.
+//!
+//! SECURITY: a refused MFA authentication always gets the same answer, whether the code was
+//! wrong, replayed, throttled, locked, or for a device that is not the caller's; only the audit
+//! trail says which. Seeds are decrypted only inside the store's transaction, for one check.
+
+use super::{Broker, Caller, Principal, required};
+use crate::crypto::{Binding, MasterKey};
+use crate::error::{AwsCode, BrokerError};
+use crate::ids::{self, IamPath, ValidationError};
+use crate::mfa::totp::{self, ENABLE_WINDOW, RESYNC_WINDOW};
+use crate::mfa::{Seed, TotpCode, TotpParams};
+use crate::store::{
+    Assignment, AuditEvent, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaDevice, Outcome,
+    Owner, OwnerRef,
+};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// The issuer label authenticator apps show next to the account.
+pub const OTP_ISSUER: &str = "sts-broker";
+
+/// AWS's answer to a failed MFA authentication at GetSessionToken/AssumeRole.
+pub fn mfa_failed() -> BrokerError {
+    BrokerError::new(
+        AwsCode::AccessDenied,
+        "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+    )
+}
+
+fn invalid_codes() -> BrokerError {
+    BrokerError::new(
+        AwsCode::InvalidAuthenticationCode,
+        "Authentication code for device is not valid.",
+    )
+}
+
+/// A virtual device just created: the only time its seed is returned.
+pub struct CreatedVirtualDevice {
+    pub serial: String,
+    pub base32_seed: Zeroizing<String>,
+    pub otpauth_uri: Zeroizing<String>,
+    pub qr_png: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CreatedVirtualDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedVirtualDevice")
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A device as IAM lists it (never its seed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    pub serial: String,
+    /// The owner's user name; empty for root or when unassigned.
+    pub user_name: String,
+    pub user: Option<super::UserView>,
+    pub enable_date: Option<OffsetDateTime>,
+}
+
+/// Proof that an MFA code was verified for a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaProof {
+    pub serial: String,
+    pub verified_at: OffsetDateTime,
+}
+
+/// The AEAD binding of a device's seed: its internal id and serial.
+fn seed_binding(id_and_serial: &str) -> Binding<'_> {
+    Binding {
+        kind: "mfa-seed",
+        owner: id_and_serial,
+    }
+}
+
+fn binding_owner(id: &str, serial: &str) -> String {
+    format!("{id}|{serial}")
+}
+
+fn open_seed(master: &MasterKey, d: &MfaDevice) -> Option<Seed> {
+    let owner = binding_owner(&d.id, &d.serial);
+    let bytes = master.open(seed_binding(&owner), &d.seed_blob).ok()?;
+    Seed::from_bytes(bytes).ok()
+}
+
+/// Checks the shape of a code before anything else: 6 or 8 ASCII digits. The value is never echoed.
+fn check_code_shape(field: &'static str, code: &str) -> Result<(), BrokerError> {
+    if code.is_empty() {
+        return Err(required(field));
+    }
+    let ok = (code.len() == 6 || code.len() == 8) && code.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::redacted(
+            field,
+            r"Member must satisfy regular expression pattern: [\d]+ and have length 6 (8 for 8-digit tokens)",
+        )
+        .into())
+    }
+}
+
+/// Checks the shape of a serial number (AWS: 9 to 256 of `[\w+=/:,.@-]`).
+fn check_serial(serial: &str) -> Result<(), BrokerError> {
+    if serial.is_empty() {
+        return Err(required("serialNumber"));
+    }
+    let n = serial.chars().count();
+    let ok = (9..=256).contains(&n)
+        && serial
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "serialNumber",
+            serial,
+            r"Member must satisfy regular expression pattern: [\w+=/:,.@-]+ with length 9 to 256",
+        )
+        .into())
+    }
+}
+
+impl Broker {
+    fn owner_ref(principal: &Principal) -> OwnerRef {
+        match principal {
+            Principal::Root => OwnerRef::Root,
+            Principal::User(u) => OwnerRef::User(u.id.clone()),
+        }
+    }
+
+    fn device_view(&self, d: &MfaDevice) -> DeviceView {
+        let (user_name, user) = match &d.owner {
+            Some(Owner::User(u)) => (u.name.to_string(), Some(self.user_view(u))),
+            Some(Owner::Root) => (
+                String::new(),
+                Some(super::UserView {
+                    name: String::new(),
+                    path: String::new(),
+                    user_id: self.account.to_string(),
+                    arn: ids::root_arn(&self.account),
+                    created: OffsetDateTime::UNIX_EPOCH,
+                }),
+            ),
+            None => (String::new(), None),
+        };
+        DeviceView {
+            serial: d.serial.clone(),
+            user_name,
+            user,
+            enable_date: d.enabled_at,
+        }
+    }
+
+    /// `CreateVirtualMfaDevice`: a fresh 160-bit seed, returned once as base32, URI and QR PNG.
+    pub async fn create_virtual_mfa_device(
+        &self,
+        caller: &Caller,
+        name: &str,
+        path: Option<&str>,
+    ) -> Result<CreatedVirtualDevice, BrokerError> {
+        if name.is_empty() {
+            return Err(required("virtualMFADeviceName"));
+        }
+        // Same character rules as user names; AWS sets no maximum, 226 keeps the ARN within 256.
+        let valid = name.len() <= 226
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+        if !valid {
+            return Err(ValidationError::new(
+                "virtualMFADeviceName",
+                name,
+                r"Member must satisfy regular expression pattern: [\w+=,.@-]+",
+            )
+            .into());
+        }
+        let path = match path {
+            Some(p) => IamPath::parse("path", p)?,
+            None => IamPath::root(),
+        };
+        let serial = format!("arn:aws:iam::{}:mfa{}{name}", self.account, path.as_str());
+        self.authorize(caller, "iam:CreateVirtualMFADevice", &serial)?;
+        let seed = Seed::generate().map_err(BrokerError::internal)?;
+        let params = TotpParams::AWS;
+        let label = format!("{name}@{}", self.account);
+        let uri = crate::mfa::otpauth_uri(OTP_ISSUER, &label, &seed, &params)
+            .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        let png = crate::mfa::qr_png(&uri).map_err(BrokerError::internal)?;
+        let id = ids::generate_unique_id("MFAD");
+        let blob = self
+            .master
+            .seal(
+                seed_binding(&binding_owner(&id, &serial)),
+                seed.expose_secret(),
+            )
+            .map_err(BrokerError::internal)?;
+        let device = MfaDevice {
+            id,
+            serial: serial.clone(),
+            kind: DeviceKind::Virtual,
+            seed_blob: blob,
+            params,
+            owner: None,
+            enabled_at: None,
+            last_step: None,
+            drift: 0,
+            created: self.clock.now(),
+        };
+        self.blocking(move |s| s.insert_mfa_devices(std::slice::from_ref(&device)))
+            .await?;
+        Ok(CreatedVirtualDevice {
+            serial,
+            base32_seed: seed.to_base32(),
+            otpauth_uri: uri,
+            qr_png: png,
+        })
+    }
+
+    /// `ImportHardwareMfaDevices`: all tokens of a vendor seed file, or none.
+    pub async fn import_hardware_mfa_devices(
+        &self,
+        caller: &Caller,
+        seed_file: &str,
+    ) -> Result<Vec<String>, BrokerError> {
+        self.authorize(
+            caller,
+            "iam:ImportHardwareMFADevices",
+            &format!("arn:aws:iam::{}:mfa/*", self.account),
+        )?;
+        let tokens = crate::mfa::parse_seed_file(seed_file)
+            .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        let now = self.clock.now();
+        let mut devices = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let id = ids::generate_unique_id("MFAD");
+            let blob = self
+                .master
+                .seal(
+                    seed_binding(&binding_owner(&id, &t.serial)),
+                    t.seed.expose_secret(),
+                )
+                .map_err(BrokerError::internal)?;
+            devices.push(MfaDevice {
+                id,
+                serial: t.serial,
+                kind: DeviceKind::Hardware,
+                seed_blob: blob,
+                params: t.params,
+                owner: None,
+                enabled_at: None,
+                last_step: None,
+                drift: 0,
+                created: now,
+            });
+        }
+        let serials = devices.iter().map(|d| d.serial.clone()).collect();
+        self.blocking(move |s| s.insert_mfa_devices(&devices))
+            .await?;
+        Ok(serials)
+    }
+
+    /// Whose devices a call is about: the named user, or the caller when no name is given.
+    async fn mfa_target(
+        &self,
+        caller: &Caller,
+        user_name: Option<&str>,
+        action: &str,
+    ) -> Result<(OwnerRef, String), BrokerError> {
+        let t = self.key_target(caller, user_name, action).await?;
+        Ok((t.owner, t.user_name))
+    }
+
+    async fn bind(
+        &self,
+        caller: &Caller,
+        user_name: &str,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+        resync: bool,
+    ) -> Result<(), BrokerError> {
+        check_serial(serial)?;
+        check_code_shape("authenticationCode1", code1)?;
+        check_code_shape("authenticationCode2", code2)?;
+        let action = if resync {
+            "iam:ResyncMFADevice"
+        } else {
+            "iam:EnableMFADevice"
+        };
+        let (owner, _) = self.mfa_target(caller, Some(user_name), action).await?;
+        let master = Arc::clone(&self.master);
+        let (c1, c2) = (
+            Zeroizing::new(code1.to_owned()),
+            Zeroizing::new(code2.to_owned()),
+        );
+        let now = self.clock.now();
+        let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let window = if resync { RESYNC_WINDOW } else { ENABLE_WINDOW };
+        let serial_owned = serial.to_owned();
+        let outcome = self
+            .blocking(move |s| {
+                s.bind_mfa_device(&serial_owned, &owner, resync, now, &mut |d| {
+                    let Some(seed) = open_seed(&master, d) else {
+                        return CodeVerdict::Undecryptable;
+                    };
+                    let (Ok(a), Ok(b)) = (
+                        TotpCode::parse(&c1, d.params.digits),
+                        TotpCode::parse(&c2, d.params.digits),
+                    ) else {
+                        return CodeVerdict::NoMatch;
+                    };
+                    let current = totp::step_for(now_secs, d.params.period);
+                    match totp::resync(&seed, &d.params, &a, &b, current, window, d.last_step) {
+                        Ok(r) => CodeVerdict::Accepted {
+                            step: r.step,
+                            drift: Some(r.drift),
+                        },
+                        Err(_) => CodeVerdict::NoMatch,
+                    }
+                })
+            })
+            .await?;
+        match outcome {
+            BindOutcome::Done => Ok(()),
+            BindOutcome::CodesRejected => Err(invalid_codes()),
+        }
+    }
+
+    /// `EnableMfaDevice`: binds an unassigned device to a user (or, with an empty user name, to
+    /// the caller, which is how root enables its own device) after two consecutive valid codes.
+    pub async fn enable_mfa_device(
+        &self,
+        caller: &Caller,
+        user_name: &str,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(), BrokerError> {
+        self.bind(caller, user_name, serial, code1, code2, false)
+            .await
+    }
+
+    /// `ResyncMfaDevice`: re-centres a drifted device on two consecutive codes.
+    pub async fn resync_mfa_device(
+        &self,
+        caller: &Caller,
+        user_name: &str,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(), BrokerError> {
+        self.bind(caller, user_name, serial, code1, code2, true)
+            .await
+    }
+
+    /// `DeactivateMfaDevice`: unbinds a device from its user (the lost-device path).
+    pub async fn deactivate_mfa_device(
+        &self,
+        caller: &Caller,
+        user_name: Option<&str>,
+        serial: &str,
+    ) -> Result<(), BrokerError> {
+        check_serial(serial)?;
+        let (owner, _) = self
+            .mfa_target(caller, user_name, "iam:DeactivateMFADevice")
+            .await?;
+        let serial = serial.to_owned();
+        self.blocking(move |s| s.deactivate_mfa_device(&serial, &owner))
+            .await
+    }
+
+    /// `DeleteVirtualMfaDevice`: removes an unassigned virtual device.
+    pub async fn delete_virtual_mfa_device(
+        &self,
+        caller: &Caller,
+        serial: &str,
+    ) -> Result<(), BrokerError> {
+        check_serial(serial)?;
+        self.authorize(caller, "iam:DeleteVirtualMFADevice", serial)?;
+        let serial = serial.to_owned();
+        self.blocking(move |s| s.delete_virtual_mfa_device(&serial))
+            .await
+    }
+
+    /// `ListMfaDevices`: the devices enabled for a user (or the caller).
+    pub async fn list_mfa_devices(
+        &self,
+        caller: &Caller,
+        user_name: Option<&str>,
+    ) -> Result<Vec<DeviceView>, BrokerError> {
+        let (owner, _) = self
+            .mfa_target(caller, user_name, "iam:ListMFADevices")
+            .await?;
+        let devices = self.blocking(move |s| s.list_mfa_devices(&owner)).await?;
+        Ok(devices.iter().map(|d| self.device_view(d)).collect())
+    }
+
+    /// `ListVirtualMfaDevices` with AWS's `Assigned`/`Unassigned`/`Any`.
+    pub async fn list_virtual_mfa_devices(
+        &self,
+        caller: &Caller,
+        status: Option<&str>,
+    ) -> Result<Vec<DeviceView>, BrokerError> {
+        let filter = match status.unwrap_or("Any") {
+            "Assigned" => Assignment::Assigned,
+            "Unassigned" => Assignment::Unassigned,
+            "Any" | "" => Assignment::Any,
+            other => {
+                return Err(ValidationError::new(
+                    "assignmentStatus",
+                    other,
+                    "Member must satisfy enum value set: [Assigned, Unassigned, Any]",
+                )
+                .into());
+            }
+        };
+        self.authorize(
+            caller,
+            "iam:ListVirtualMFADevices",
+            &format!("arn:aws:iam::{}:mfa/*", self.account),
+        )?;
+        let devices = self
+            .blocking(move |s| s.list_virtual_mfa_devices(filter))
+            .await?;
+        Ok(devices.iter().map(|d| self.device_view(d)).collect())
+    }
+
+    /// `GetMfaDevice`: one device enabled for a user (or the caller).
+    pub async fn get_mfa_device(
+        &self,
+        caller: &Caller,
+        serial: &str,
+        user_name: Option<&str>,
+    ) -> Result<DeviceView, BrokerError> {
+        check_serial(serial)?;
+        let (owner, _) = self
+            .mfa_target(caller, user_name, "iam:GetMFADevice")
+            .await?;
+        let s2 = serial.to_owned();
+        let device = self.blocking(move |s| s.get_mfa_device(&s2)).await?;
+        let matches = device.as_ref().is_some_and(|d| match (&d.owner, &owner) {
+            (Some(Owner::Root), OwnerRef::Root) => true,
+            (Some(Owner::User(u)), OwnerRef::User(id)) => &u.id == id,
+            _ => false,
+        });
+        match device {
+            Some(d) if matches => Ok(self.device_view(&d)),
+            _ => Err(BrokerError::new(
+                AwsCode::NoSuchEntity,
+                format!("MFA device with serial number {serial} cannot be found."),
+            )),
+        }
+    }
+
+    /// `ResetMfaLockout`: clears a user's (or the caller's) failure counter and lock.
+    pub async fn reset_mfa_lockout(
+        &self,
+        caller: &Caller,
+        user_name: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        let (owner, _) = self
+            .mfa_target(caller, user_name, "iam:ResetMFALockout")
+            .await?;
+        self.blocking(move |s| s.reset_mfa_lockout(&owner)).await
+    }
+
+    /// The MFA verifier: checks `code` from the device `serial` for `caller`, under the throttling
+    /// gate, the window and the replay guard, and records the outcome durably before answering.
+    pub async fn verify_mfa(
+        &self,
+        caller: &Caller,
+        serial: &str,
+        code: &str,
+        action: &str,
+    ) -> Result<MfaProof, BrokerError> {
+        check_serial(serial)?;
+        check_code_shape("tokenCode", code)?;
+        let owner = Self::owner_ref(&caller.principal);
+        let master = Arc::clone(&self.master);
+        let code = Zeroizing::new(code.to_owned());
+        let now = self.clock.now();
+        let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let window = self.settings.mfa_window;
+        let policy = self.settings.lockout;
+        let serial_owned = serial.to_owned();
+        let attempt = self
+            .blocking(move |s| {
+                s.mfa_authenticate(
+                    &owner,
+                    &serial_owned,
+                    now.unix_timestamp(),
+                    &policy,
+                    &mut |d| {
+                        let Some(seed) = open_seed(&master, d) else {
+                            return CodeVerdict::Undecryptable;
+                        };
+                        let Ok(code) = TotpCode::parse(&code, d.params.digits) else {
+                            return CodeVerdict::NoMatch;
+                        };
+                        let centre =
+                            totp::centre_step(totp::step_for(now_secs, d.params.period), d.drift);
+                        match totp::verify(&seed, &d.params, &code, centre, window, d.last_step) {
+                            totp::Match::Accepted { step } => {
+                                CodeVerdict::Accepted { step, drift: None }
+                            }
+                            totp::Match::Replayed => CodeVerdict::Replayed,
+                            totp::Match::NoMatch => CodeVerdict::NoMatch,
+                        }
+                    },
+                )
+            })
+            .await?;
+        match attempt {
+            MfaAttempt::Accepted { serial, .. } => Ok(MfaProof {
+                serial,
+                verified_at: now,
+            }),
+            MfaAttempt::Refused(reason) => {
+                if reason == crate::store::MfaRefusal::Undecryptable {
+                    tracing::error!(serial, "an MFA seed does not decrypt: damaged or moved row");
+                }
+                self.audit
+                    .record(AuditEvent {
+                        at: now,
+                        principal: Some(caller.arn.clone()),
+                        access_key_id: Some(caller.access_key_id.to_string()),
+                        action: action.to_owned(),
+                        source: caller.source.map(|s| s.to_string()),
+                        outcome: Outcome::Failure,
+                        error_code: Some(AwsCode::AccessDenied.as_str().to_owned()),
+                        detail: Some(format!("mfa refused: {}", reason.as_str())),
+                    })
+                    .await;
+                Err(mfa_failed())
+            }
+        }
+    }
+}
