@@ -3,7 +3,7 @@
 //! defaults, optional TLS, and graceful shutdown that lets in-flight calls finish.
 
 use crate::broker::audit::AuditSink;
-use crate::broker::{Broker, BrokerSettings};
+use crate::broker::{Broker, BrokerSettings, SessionKeys};
 use crate::clock::SharedClock;
 use crate::datadir::{self, DataDirError, FirstStart};
 use crate::grpc::{Services, digest};
@@ -79,6 +79,8 @@ pub enum StartError {
         "region `{0}` is not valid: expected lowercase letters, digits and dashes, e.g. us-east-1"
     )]
     Region(String),
+    #[error("session signing keys: {0}")]
+    Keys(String),
 }
 
 /// A broker that is serving.
@@ -154,14 +156,24 @@ pub async fn start(
     .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
 
     let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let sessions = {
+        let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
+        tokio::task::spawn_blocking(move || SessionKeys::load(store.as_ref(), &master, now))
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))?
+            .map_err(StartError::Keys)?
+    };
     let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
+    let mut settings = BrokerSettings::new(config.region.clone());
+    settings.tls = config.tls.is_some();
     let broker = Arc::new(Broker::new(
         store,
         opened.master,
         clock,
         opened.account,
-        BrokerSettings::new(config.region.clone()),
+        settings,
         audit,
+        sessions,
     ));
     let metrics = Arc::new(Metrics::default());
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
@@ -208,14 +220,15 @@ pub async fn start(
         .add_service(reflection_alpha);
     let routes = routes.routes();
     let metrics_route = Arc::clone(&metrics);
+    let jwks_broker = Arc::clone(&broker);
     let router = routes
         .into_axum_router()
         .route("/healthz", get(healthz))
         .route(
             "/.well-known/jwks.json",
-            get(|| async {
-                // Signing keys arrive with the session-token issue; until then no key is published.
-                axum::Json(serde_json::json!({ "keys": [] }))
+            get(move || {
+                let b = Arc::clone(&jwks_broker);
+                async move { axum::Json(b.jwks()) }
             }),
         )
         .route(

@@ -147,6 +147,12 @@ impl Broker {
                         created: OffsetDateTime::UNIX_EPOCH,
                     },
                     Principal::User(u) => self.user_view(u),
+                    Principal::AssumedRole { .. } => {
+                        return Err(BrokerError::new(
+                            AwsCode::ValidationError,
+                            "Must specify userName when calling with non-User credentials",
+                        ));
+                    }
                 });
             }
         };
@@ -227,6 +233,12 @@ impl Broker {
                     user_name: u.name.to_string(),
                     arn: caller.arn.clone(),
                 },
+                Principal::AssumedRole { .. } => {
+                    return Err(BrokerError::new(
+                        AwsCode::ValidationError,
+                        "Must specify userName when calling with non-User credentials",
+                    ));
+                }
             },
             Some(n) => {
                 let name = UserName::parse(n)?;

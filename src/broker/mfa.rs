@@ -128,10 +128,12 @@ fn check_serial(serial: &str) -> Result<(), BrokerError> {
 }
 
 impl Broker {
-    fn owner_ref(principal: &Principal) -> OwnerRef {
+    /// The principal that can own MFA devices; role sessions own none.
+    fn owner_ref(principal: &Principal) -> Option<OwnerRef> {
         match principal {
-            Principal::Root => OwnerRef::Root,
-            Principal::User(u) => OwnerRef::User(u.id.clone()),
+            Principal::Root => Some(OwnerRef::Root),
+            Principal::User(u) => Some(OwnerRef::User(u.id.clone())),
+            Principal::AssumedRole { .. } => None,
         }
     }
 
@@ -482,7 +484,9 @@ impl Broker {
     ) -> Result<MfaProof, BrokerError> {
         check_serial(serial)?;
         check_code_shape("tokenCode", code)?;
-        let owner = Self::owner_ref(&caller.principal);
+        let Some(owner) = Self::owner_ref(&caller.principal) else {
+            return Err(mfa_failed());
+        };
         let master = Arc::clone(&self.master);
         let code = Zeroizing::new(code.to_owned());
         let now = self.clock.now();

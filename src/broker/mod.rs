@@ -9,11 +9,13 @@ mod auth;
 mod iam;
 mod mfa;
 mod report;
+mod sts;
 
 pub use auth::SignedCall;
 pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
 pub use mfa::{CreatedVirtualDevice, DeviceView, MfaProof, OTP_ISSUER, mfa_failed};
 pub use report::{CredentialReport, RootRecovery};
+pub use sts::{IssuedCredentials, SessionKeys};
 
 use crate::clock::SharedClock;
 use crate::crypto::{Binding, MasterKey};
@@ -42,6 +44,8 @@ pub struct BrokerSettings {
     pub mfa_window: u32,
     /// Throttling of MFA failures.
     pub lockout: crate::mfa::lockout::LockoutPolicy,
+    /// Whether the listener uses TLS (`aws:SecureTransport`).
+    pub tls: bool,
 }
 
 impl BrokerSettings {
@@ -51,6 +55,7 @@ impl BrokerSettings {
             region: region.into(),
             mfa_window: crate::mfa::totp::DEFAULT_WINDOW,
             lockout: crate::mfa::lockout::LockoutPolicy::default(),
+            tls: false,
         }
     }
 }
@@ -60,6 +65,27 @@ impl BrokerSettings {
 pub enum Principal {
     Root,
     User(User),
+    /// A session of a role obtained with AssumeRole.
+    AssumedRole {
+        role: crate::store::Role,
+        session_name: String,
+    },
+}
+
+/// What a caller signing with temporary credentials carries.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub claims: crate::credentials::SessionClaims,
+}
+
+impl SessionInfo {
+    /// When MFA was verified for this session, if it was.
+    pub fn mfa_auth_time(&self) -> Option<i64> {
+        self.claims
+            .mfa_present()
+            .then_some(self.claims.auth_time)
+            .flatten()
+    }
 }
 
 /// An authenticated caller.
@@ -74,6 +100,8 @@ pub struct Caller {
     pub access_key_id: AccessKeyId,
     /// The peer address.
     pub source: Option<SocketAddr>,
+    /// Set when the call was signed with temporary credentials.
+    pub session: Option<SessionInfo>,
 }
 
 /// The broker.
@@ -84,6 +112,7 @@ pub struct Broker {
     account: AccountId,
     settings: BrokerSettings,
     audit: AuditSink,
+    sessions: SessionKeys,
 }
 
 impl std::fmt::Debug for Broker {
@@ -103,6 +132,7 @@ impl Broker {
         account: AccountId,
         settings: BrokerSettings,
         audit: AuditSink,
+        sessions: SessionKeys,
     ) -> Self {
         Self {
             store,
@@ -111,6 +141,7 @@ impl Broker {
             account,
             settings,
             audit,
+            sessions,
         }
     }
 
@@ -180,20 +211,28 @@ impl Broker {
     }
 
     /// Interim authorization until the policy engine lands: root may do everything; an IAM user
-    /// may ask who it is, manage its own access keys and list its own MFA devices.
+    /// may ask who it is, get session credentials, assume roles, manage its own access keys and
+    /// list its own MFA devices; a role session may ask who it is and chain into another role.
+    /// AWS's limits on GetSessionToken credentials apply on top (`temporary_credential_limits`).
     fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), BrokerError> {
+        Self::temporary_credential_limits(caller, action)?;
         let allowed = match &caller.principal {
             Principal::Root => true,
             Principal::User(_) => {
-                action == "sts:GetCallerIdentity"
-                    || (matches!(
-                        action,
-                        "iam:CreateAccessKey"
-                            | "iam:ListAccessKeys"
-                            | "iam:UpdateAccessKey"
-                            | "iam:DeleteAccessKey"
-                            | "iam:ListMFADevices"
-                    ) && resource == caller.arn)
+                matches!(
+                    action,
+                    "sts:GetCallerIdentity" | "sts:GetSessionToken" | "sts:AssumeRole"
+                ) || (matches!(
+                    action,
+                    "iam:CreateAccessKey"
+                        | "iam:ListAccessKeys"
+                        | "iam:UpdateAccessKey"
+                        | "iam:DeleteAccessKey"
+                        | "iam:ListMFADevices"
+                ) && resource == caller.arn)
+            }
+            Principal::AssumedRole { .. } => {
+                matches!(action, "sts:GetCallerIdentity" | "sts:AssumeRole")
             }
         };
         if allowed {
@@ -201,6 +240,39 @@ impl Broker {
         } else {
             Err(BrokerError::access_denied(&caller.arn, action, resource))
         }
+    }
+
+    /// AWS's rules for GetSessionToken credentials: no IAM action unless the session has MFA
+    /// (AWS answers `InvalidClientTokenId` there), and no STS action but `AssumeRole` and
+    /// `GetCallerIdentity` (and the broker's own `Authorize`).
+    fn temporary_credential_limits(caller: &Caller, action: &str) -> Result<(), BrokerError> {
+        let Some(session) = &caller.session else {
+            return Ok(());
+        };
+        if session.claims.kind != crate::credentials::SessionKind::Session {
+            return Ok(());
+        }
+        if action.starts_with("iam:") && session.mfa_auth_time().is_none() {
+            return Err(BrokerError::new(
+                AwsCode::InvalidClientTokenId,
+                "The security token included in the request is invalid.",
+            ));
+        }
+        if action == "sts:GetSessionToken" {
+            return Err(BrokerError::new(
+                AwsCode::AccessDenied,
+                "Cannot call GetSessionToken with session credentials",
+            ));
+        }
+        if action.starts_with("sts:")
+            && !matches!(
+                action,
+                "sts:AssumeRole" | "sts:GetCallerIdentity" | "sts:Authorize"
+            )
+        {
+            return Err(BrokerError::access_denied(&caller.arn, action, "*"));
+        }
+        Ok(())
     }
 
     /// `GetCallerIdentity`: the account, ARN and user id of the caller.

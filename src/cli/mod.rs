@@ -220,6 +220,15 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
     let d = dir.clone();
     let opened = tokio::task::spawn_blocking(move || crate::datadir::open_existing(&d)).await??;
     let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let sessions = {
+        let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
+        let now = crate::clock::Clock::now(&SystemClock);
+        tokio::task::spawn_blocking(move || {
+            crate::broker::SessionKeys::load(store.as_ref(), &master, now)
+        })
+        .await?
+        .map_err(anyhow::Error::msg)?
+    };
     let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
     let account = opened.account.clone();
     let broker = Broker::new(
@@ -229,6 +238,7 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         opened.account,
         BrokerSettings::new("us-east-1"),
         audit,
+        sessions,
     );
     let r = broker.recover_root().await?;
     let now = crate::clock::Clock::now(&SystemClock);

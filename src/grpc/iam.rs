@@ -44,8 +44,125 @@ fn virtual_device_pb(d: DeviceView) -> pb::VirtualMfaDevice {
     }
 }
 
+fn role_pb(r: crate::store::Role, arn: String) -> pb::Role {
+    pb::Role {
+        path: r.path.as_str().to_owned(),
+        role_name: r.name.to_string(),
+        role_id: r.id,
+        arn,
+        create_date: Some(timestamp(r.created)),
+        assume_role_policy_document: r.trust_policy,
+        description: r.description,
+        max_session_duration: i32::try_from(r.max_session_duration).unwrap_or(i32::MAX),
+    }
+}
+
+fn instant(t: Option<&prost_types::Timestamp>) -> Option<time::OffsetDateTime> {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+}
+
 #[tonic::async_trait]
 impl IamService for Services {
+    async fn create_role(
+        &self,
+        req: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .create_role(
+                &call.caller,
+                &m.role_name,
+                &m.assume_role_policy_document,
+                m.max_session_duration,
+                m.path.as_deref(),
+                m.description.as_deref(),
+            )
+            .await
+            .map(|r| {
+                let arn = self.broker.arn_of_role(&r);
+                pb::CreateRoleResponse {
+                    role: Some(role_pb(r, arn)),
+                }
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn get_role(
+        &self,
+        req: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::GetRoleResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .get_role(&call.caller, &call.message.role_name)
+            .await
+            .map(|(r, arn)| pb::GetRoleResponse {
+                role: Some(role_pb(r, arn)),
+            });
+        self.finish(&call, result).await
+    }
+
+    async fn delete_role(
+        &self,
+        req: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .delete_role(&call.caller, &call.message.role_name)
+            .await
+            .map(|()| pb::DeleteRoleResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn update_assume_role_policy(
+        &self,
+        req: Request<pb::UpdateAssumeRolePolicyRequest>,
+    ) -> Result<Response<pb::UpdateAssumeRolePolicyResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .update_assume_role_policy(&call.caller, &m.role_name, &m.policy_document)
+            .await
+            .map(|()| pb::UpdateAssumeRolePolicyResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        req: Request<pb::RevokeSessionsRequest>,
+    ) -> Result<Response<pb::RevokeSessionsResponse>, Status> {
+        let call = self.begin(req).await?;
+        let m = &call.message;
+        let result = self
+            .broker
+            .revoke_sessions(
+                &call.caller,
+                m.user_name.as_deref(),
+                m.role_name.as_deref(),
+                instant(m.issued_before.as_ref()),
+            )
+            .await
+            .map(|()| pb::RevokeSessionsResponse {});
+        self.finish(&call, result).await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        req: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let call = self.begin(req).await?;
+        let result = self
+            .broker
+            .rotate_signing_key(&call.caller)
+            .await
+            .map(|(kid, previous_kid)| pb::RotateSigningKeyResponse { kid, previous_kid });
+        self.finish(&call, result).await
+    }
+
     async fn create_virtual_mfa_device(
         &self,
         req: Request<pb::CreateVirtualMfaDeviceRequest>,

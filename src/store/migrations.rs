@@ -81,6 +81,37 @@ pub const MIGRATIONS: &[&str] = &[
         content      BLOB NOT NULL
     ) STRICT;
     "#,
+    // 3: session-token signing keys, revocations, roles.
+    r#"
+    -- private_blob: the Ed25519 seed sealed under the master key, bound to kid.
+    -- A retired key is still published (and verifies) until publish_until, when the last token
+    -- it signed has expired.
+    CREATE TABLE signing_keys (
+        kid           TEXT PRIMARY KEY,
+        public_key    BLOB NOT NULL,
+        private_blob  BLOB NOT NULL,
+        created_at    INTEGER NOT NULL,
+        retired_at    INTEGER,
+        publish_until INTEGER
+    ) STRICT;
+
+    -- Sessions of principal_arn issued before revoked_before are invalid.
+    CREATE TABLE session_revocations (
+        principal_arn  TEXT PRIMARY KEY,
+        revoked_before INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE roles (
+        id                   TEXT PRIMARY KEY,
+        name                 TEXT NOT NULL,
+        name_lower           TEXT NOT NULL UNIQUE,
+        path                 TEXT NOT NULL,
+        trust_policy         TEXT NOT NULL,
+        max_session_duration INTEGER NOT NULL,
+        description          TEXT NOT NULL DEFAULT '',
+        created_at           INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -7,6 +7,7 @@
 pub mod migrations;
 pub mod sqlite;
 mod sqlite_mfa;
+mod sqlite_sessions;
 
 use crate::ids::{AccessKeyId, IamPath, KeyStatus, UserName};
 use time::OffsetDateTime;
@@ -286,8 +287,61 @@ pub trait MfaStore {
     fn credential_report(&self) -> Result<Option<(OffsetDateTime, Vec<u8>)>, StoreError>;
 }
 
+/// A session-token signing key as stored.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+    pub private_blob: Vec<u8>,
+    pub created: OffsetDateTime,
+    pub retired: Option<OffsetDateTime>,
+    pub publish_until: Option<OffsetDateTime>,
+}
+
+/// An IAM role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The unique id (`AROA...`).
+    pub id: String,
+    pub name: crate::ids::RoleName,
+    pub path: IamPath,
+    pub trust_policy: String,
+    pub max_session_duration: i64,
+    pub description: String,
+    pub created: OffsetDateTime,
+}
+
+/// Signing keys, revocations and roles.
+pub trait SessionStore {
+    /// All signing keys, newest first.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Retires the current key (if any) and adds `new` as the current one, in one transaction.
+    fn rotate_signing_key(
+        &self,
+        new: &SigningKeyRecord,
+        now: OffsetDateTime,
+        publish_retired_until: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError>;
+    /// Forgets retired keys whose last token has expired.
+    fn prune_signing_keys(&self, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// The value of `key`, inserting `value` first if there is none.
+    fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+    fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    fn set_revocation(&self, principal_arn: &str, revoked_before: i64) -> Result<(), StoreError>;
+    fn create_role(&self, role: &Role) -> Result<(), StoreError>;
+    fn get_role(&self, name: &crate::ids::RoleName) -> Result<Option<Role>, StoreError>;
+    fn get_role_by_id(&self, id: &str) -> Result<Option<Role>, StoreError>;
+    fn update_trust_policy(
+        &self,
+        name: &crate::ids::RoleName,
+        policy: &str,
+    ) -> Result<(), StoreError>;
+    fn delete_role(&self, name: &crate::ids::RoleName) -> Result<(), StoreError>;
+    fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+}
+
 /// The broker's persistent state.
-pub trait Store: MfaStore + Send + Sync + 'static {
+pub trait Store: MfaStore + SessionStore + Send + Sync + 'static {
     /// A value from the key/value metadata table.
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Cross-language conformance checks: drives a real `sts-broker serve` from Python (grpcio, botocore's
-# SigV4 signer, grpcio-status), as a new user of the broker would.
+# SigV4 signer, grpcio-status, pyotp), as a new user of the broker would. Runs check_foundation.py
+# and check_mfa.py (shared helpers in broker_harness.py), each against its own fresh broker; exits
+# non-zero if either fails; the last line is the combined `N passed, M failed`.
 #
 #   bash tests/interop/run.sh
 #
@@ -83,13 +85,35 @@ else
 fi
 [[ -x "$bin" ]] || { echo "interop: no broker binary at $bin" >&2; exit 1; }
 
-# ---- the checks (in the background so that a signal to us reaches the trap at once)
+# ---- the checks, one script after the other, each with its own broker (in the background so that a
+# signal to us reaches the trap at once). Each prints its own `N passed, M failed`; the last line
+# is the sum over all scripts.
 keep=()
 [[ "${INTEROP_KEEP:-}" == 1 ]] && keep=(--keep)
 rc=0
-"$py" -u "$here/check_foundation.py" --broker "$bin" --stubs "$stubs" --pidfile "$pidfile" \
-    ${keep[@]+"${keep[@]}"} </dev/null &
-checker_pid=$!
-wait "$checker_pid" || rc=$?
-checker_pid=""
+total_passed=0
+total_failed=0
+for script in check_foundation.py check_mfa.py; do
+    summary="$tmp/summary.${script%.py}"
+    script_rc=0
+    echo "== $script"
+    "$py" -u "$here/$script" --broker "$bin" --stubs "$stubs" --pidfile "$pidfile" \
+        --summary "$summary" ${keep[@]+"${keep[@]}"} </dev/null &
+    checker_pid=$!
+    wait "$checker_pid" || script_rc=$?
+    checker_pid=""
+    : >"$pidfile"
+    if read -r p f <"$summary" 2>/dev/null && [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]]; then
+        total_passed=$((total_passed + p))
+        total_failed=$((total_failed + f))
+        # A script that reports no failures but exits non-zero still fails the run.
+        if ((script_rc != 0 && f == 0)); then total_failed=$((total_failed + 1)); fi
+    else
+        echo "interop: $script ended (exit $script_rc) without a summary" >&2
+        total_failed=$((total_failed + 1))
+        ((script_rc != 0)) || script_rc=1
+    fi
+    ((script_rc == 0)) || rc=1
+done
+echo "$total_passed passed, $total_failed failed"
 exit "$rc"

@@ -14,18 +14,18 @@ use zeroize::Zeroizing;
 
 const IAM: &str = "/iam.v1.IamService/";
 
-fn path(m: &str) -> String {
+pub fn path(m: &str) -> String {
     format!("{IAM}{m}")
 }
 
-struct Person {
-    name: String,
-    caller: Caller,
-    creds: Credentials,
+pub struct Person {
+    pub name: String,
+    pub caller: Caller,
+    pub creds: Credentials,
 }
 
 /// Creates user `name` with a key; returns what tests need to act as it.
-async fn person(app: &TestApp, name: &str) -> Person {
+pub async fn person(app: &TestApp, name: &str) -> Person {
     let c = &app.client;
     let u = c
         .iam()
@@ -74,6 +74,7 @@ async fn person(app: &TestApp, name: &str) -> Person {
             user_id: u.user_id.clone(),
             access_key_id: AccessKeyId::parse(&k.access_key_id).unwrap(),
             source: None,
+            session: None,
         },
         creds: Credentials {
             access_key_id: k.access_key_id,
@@ -83,7 +84,7 @@ async fn person(app: &TestApp, name: &str) -> Person {
     }
 }
 
-async fn create_device(c: &Client, name: &str) -> iam::VirtualMfaDevice {
+pub async fn create_device(c: &Client, name: &str) -> iam::VirtualMfaDevice {
     c.iam()
         .create_virtual_mfa_device(
             c.signed(
@@ -102,7 +103,7 @@ async fn create_device(c: &Client, name: &str) -> iam::VirtualMfaDevice {
         .unwrap()
 }
 
-async fn enable(
+pub async fn enable(
     c: &Client,
     user: &str,
     serial: &str,
@@ -150,7 +151,7 @@ async fn resync(
         .map(|_| ())
 }
 
-async fn deactivate(c: &Client, user: &str, serial: &str) -> Result<(), tonic::Status> {
+pub async fn deactivate(c: &Client, user: &str, serial: &str) -> Result<(), tonic::Status> {
     c.iam()
         .deactivate_mfa_device(
             c.signed(
@@ -166,7 +167,7 @@ async fn deactivate(c: &Client, user: &str, serial: &str) -> Result<(), tonic::S
         .map(|_| ())
 }
 
-async fn list_devices(c: &Client, user: Option<&str>) -> Vec<iam::MfaDevice> {
+pub async fn list_devices(c: &Client, user: Option<&str>) -> Vec<iam::MfaDevice> {
     c.iam()
         .list_mfa_devices(
             c.signed(
@@ -186,11 +187,11 @@ async fn list_devices(c: &Client, user: Option<&str>) -> Vec<iam::MfaDevice> {
 }
 
 /// The step the clock is in now.
-fn now_step(app: &TestApp) -> i64 {
+pub fn now_step(app: &TestApp) -> i64 {
     step_of(app.clock.now_unix())
 }
 
-trait NowUnix {
+pub trait NowUnix {
     fn now_unix(&self) -> i64;
 }
 
@@ -202,7 +203,7 @@ impl NowUnix for sts_broker::clock::ManualClock {
 
 /// Creates a device, enables it for `who` with the codes of the previous and current step, and
 /// advances the clock one step so the next code is fresh. Returns (serial, seed).
-async fn enrolled(app: &TestApp, who: &Person, device: &str) -> (String, String) {
+pub async fn enrolled(app: &TestApp, who: &Person, device: &str) -> (String, String) {
     let d = create_device(&app.client, device).await;
     let s = now_step(app);
     enable(

@@ -1,0 +1,114 @@
+//! The IAM policy engine: parses AWS's JSON policy language and evaluates requests against it
+//! the way AWS does, including the MFA condition keys the broker exists for.
+//!
+//! Pipeline, one module per stage (nothing depends on a later stage):
+//! `json` (text → positioned JSON) → `parse` (grammar, limits, compilation) → `document` (the
+//! compiled AST and its action index) → `condition` / `pattern` (matching) → `evaluator`
+//! (combining statements into a [`Decision`]). `context` holds the typed request context.
+//!
+//! **Why hand-written.** `cedar-policy` is AWS's Rust policy engine, but it implements Cedar, a
+//! different language with different semantics (no `NotAction`/`NotResource`, no `...IfExists`,
+//! no IAM missing-key rules, no `ForAllValues` over absent keys). No maintained crate evaluates
+//! IAM's JSON policies faithfully, and the broker's MFA guarantees hinge on exactly those corner
+//! cases (`Bool` vs `BoolIfExists` when `aws:MultiFactorAuthPresent` is absent), so the rules are
+//! implemented here and pinned by the JSON fixtures under `tests/fixtures/policy/`.
+//!
+//! **Sources** (AWS IAM User Guide, `https://docs.aws.amazon.com/IAM/latest/UserGuide/<page>.html`):
+//! `reference_policies_grammar`, `reference_policies_evaluation-logic`,
+//! `reference_policies_elements_version`, `reference_policies_elements_action`,
+//! `reference_policies_elements_notaction`, `reference_policies_elements_resource`,
+//! `reference_policies_elements_notresource`, `reference_policies_elements_principal`,
+//! `reference_policies_elements_condition`, `reference_policies_elements_condition_operators`,
+//! `reference_policies_multi-value-conditions`, `reference_policies_variables`,
+//! `reference_policies_condition-keys`, `reference_iam-quotas`,
+//! `id_credentials_mfa_configure-api-require`.
+//!
+//! **Speed.** Patterns are compiled at parse time (a hand-written `*`/`?` matcher, no regex);
+//! action patterns are lowercased once; each document indexes its statements by service prefix
+//! and literal action name so that statements that cannot match the requested action are never
+//! visited. Evaluation allocates only for matched statements, for patterns containing policy
+//! variables, and when the requested action name is not already lowercase.
+//!
+//! **Decisions deliberately taken** (where AWS is silent or the reference marks "unconfirmed"):
+//! element names, `Effect` values and operator names are case-sensitive; a comparison that
+//! cannot be evaluated never widens access (see `evaluator`); a `Principal` ARN is compared
+//! exactly; an unresolvable policy variable makes its comparison undecidable.
+
+mod condition;
+mod context;
+mod document;
+mod error;
+mod evaluator;
+mod json;
+mod parse;
+mod pattern;
+
+pub use context::{Context, ContextEntry, ContextValue, Number};
+pub use document::{Effect, PolicyDocument, PolicyKind, Position, Statement, Version};
+pub use error::{ContextError, PolicyError};
+pub use evaluator::{
+    Decision, EvalDecision, MatchedStatement, PolicySource, PrincipalInfo, Request, SourceType,
+    TRUST_POLICY_ID, evaluate, evaluate_resource_policy, evaluate_trust,
+};
+pub use parse::parse_policy;
+#[cfg(test)]
+pub(crate) use parse::parse_policy_unchecked;
+pub use pattern::validate_action_name;
+
+impl PolicyDocument {
+    /// Parses and validates `text` as a policy of `kind` (same as [`parse_policy`]).
+    pub fn parse(text: &str, kind: PolicyKind) -> Result<PolicyDocument, PolicyError> {
+        parse_policy(text, kind)
+    }
+}
+
+/// Canonical names of the global condition keys the broker sets (`UG:reference_policies_condition-keys.md`).
+/// Lookups are case-insensitive, so these spellings are for display and construction only.
+pub mod keys {
+    /// Boolean; present only for temporary credentials; `true` when MFA validated them.
+    pub const MULTI_FACTOR_AUTH_PRESENT: &str = "aws:MultiFactorAuthPresent";
+    /// Numeric seconds since MFA authentication; present only when MFA was used.
+    pub const MULTI_FACTOR_AUTH_AGE: &str = "aws:MultiFactorAuthAge";
+    /// Date the temporary credentials were issued; absent for long-term keys.
+    pub const TOKEN_ISSUE_TIME: &str = "aws:TokenIssueTime";
+    /// Date of the request.
+    pub const CURRENT_TIME: &str = "aws:CurrentTime";
+    /// Numeric epoch seconds of the request.
+    pub const EPOCH_TIME: &str = "aws:EpochTime";
+    /// ARN of the calling principal.
+    pub const PRINCIPAL_ARN: &str = "aws:PrincipalArn";
+    /// Account id of the calling principal.
+    pub const PRINCIPAL_ACCOUNT: &str = "aws:PrincipalAccount";
+    /// `Account`, `User`, `AssumedRole`, ...
+    pub const PRINCIPAL_TYPE: &str = "aws:PrincipalType";
+    /// Unique id of the caller.
+    pub const USERID: &str = "aws:userid";
+    /// Friendly user name (IAM users only).
+    pub const USERNAME: &str = "aws:username";
+    /// Caller IP address.
+    pub const SOURCE_IP: &str = "aws:SourceIp";
+    /// Boolean: TLS was used.
+    pub const SECURE_TRANSPORT: &str = "aws:SecureTransport";
+    /// Region the request targets.
+    pub const REQUESTED_REGION: &str = "aws:RequestedRegion";
+
+    /// Every key above, for callers that list or validate them.
+    pub const ALL: &[&str] = &[
+        MULTI_FACTOR_AUTH_PRESENT,
+        MULTI_FACTOR_AUTH_AGE,
+        TOKEN_ISSUE_TIME,
+        CURRENT_TIME,
+        EPOCH_TIME,
+        PRINCIPAL_ARN,
+        PRINCIPAL_ACCOUNT,
+        PRINCIPAL_TYPE,
+        USERID,
+        USERNAME,
+        SOURCE_IP,
+        SECURE_TRANSPORT,
+        REQUESTED_REGION,
+    ];
+}
+
+#[cfg(test)]
+mod tests;

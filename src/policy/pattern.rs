@@ -1,0 +1,727 @@
+//! Compiled patterns: the `*`/`?` glob matcher, policy-variable templates, and the action and
+//! resource patterns built from them.
+//!
+//! Everything here is compiled once at parse time. At evaluation time a pattern without policy
+//! variables matches with no allocation; a pattern with variables resolves them against the
+//! request context first (`UG:reference_policies_variables.md`).
+//!
+//! Matching rules implemented (`UG:reference_policies_elements_action.md`,
+//! `UG:reference_policies_elements_resource.md`, `UG:reference_policies_elements_condition_operators.md`):
+//! - `*` matches any run of characters (including `/` and, for whole-string patterns, `:`),
+//!   `?` exactly one character, everything else itself;
+//! - action patterns are compared in lowercase (IAM action names are case-insensitive);
+//! - resource patterns and `Arn*` operators match each of the six colon-separated ARN parts
+//!   separately, case-sensitively; the sixth part is everything after the fifth colon;
+//! - a substituted variable value is literal text: a `*` inside `aws:username` is not a wildcard.
+
+use std::borrow::Cow;
+
+use super::context::{Context, Tri};
+use super::error::PolicyError;
+
+/// One element of a glob pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GTok {
+    Char(char),
+    Star,
+    Quest,
+    /// A policy variable, resolved at evaluation time.
+    Var(VarRef),
+}
+
+/// `${key}` or `${key, 'default'}`; `key_lc` is lowercased because key names are case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VarRef {
+    pub key_lc: String,
+    pub default: Option<String>,
+}
+
+/// Matches `text` against a variable-free glob. Iterative, with backtracking to the last `*`,
+/// so the worst case is O(|pattern| * |text|) and there is no recursion.
+pub(crate) fn glob_match(pattern: &[GTok], text: &str) -> bool {
+    let mut pi = 0usize;
+    let mut ti = 0usize;
+    // (pattern index after the last star, text index the star is currently absorbing up to)
+    let mut backtrack: Option<(usize, usize)> = None;
+    // INVARIANT: `ti` and every saved backtrack position only ever advance by `len_utf8()` of
+    // the character found there, so they stay on char boundaries and `text.get(ti..)` is `Some`
+    // until the end. The loop ends: every iteration either advances `pi` or `ti` (bounded by the
+    // pattern and text lengths), or moves the backtrack position one character further, which
+    // is also bounded by `text.len()`.
+    loop {
+        let next_char = text.get(ti..).and_then(|s| s.chars().next());
+        let Some(c) = next_char else { break };
+        match pattern.get(pi) {
+            Some(GTok::Star) => {
+                pi += 1;
+                backtrack = Some((pi, ti));
+                continue;
+            }
+            Some(GTok::Quest) => {
+                pi += 1;
+                ti += c.len_utf8();
+                continue;
+            }
+            Some(GTok::Char(pc)) if *pc == c => {
+                pi += 1;
+                ti += c.len_utf8();
+                continue;
+            }
+            _ => {}
+        }
+        // Mismatch (or an unresolved variable, which never matches): let the last star eat one
+        // more character and retry from just after it.
+        match backtrack {
+            Some((bp, bt)) => {
+                let eaten = text
+                    .get(bt..)
+                    .and_then(|s| s.chars().next())
+                    .map_or(1, char::len_utf8);
+                let nt = bt + eaten;
+                backtrack = Some((bp, nt));
+                pi = bp;
+                ti = nt;
+            }
+            None => return false,
+        }
+    }
+    pattern
+        .get(pi..)
+        .is_some_and(|rest| rest.iter().all(|t| *t == GTok::Star))
+}
+
+/// Whether `s` contains a glob metacharacter.
+pub(crate) fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?'])
+}
+
+/// A piece of a non-glob template (for `StringEquals` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Lit(String),
+    Var(VarRef),
+}
+
+/// Splits policy text into literal pieces and variables. With `vars == false` (Version
+/// 2008-10-17, or an element where variables are not recognised) the whole text is literal.
+/// `${*}`, `${?}`, `${$}` produce the literal character.
+pub(crate) fn split_vars(text: &str, vars: bool) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut lit = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if vars && rest.starts_with("${") {
+            let body_and_more = rest.get(2..).unwrap_or_default();
+            let (body, after) = split_variable_body(body_and_more)
+                .ok_or_else(|| format!("unterminated policy variable in `{text}`"))?;
+            let var = parse_variable(body).map_err(|e| format!("{e} in `{text}`"))?;
+            match var {
+                VarOrLit::Lit(c) => lit.push(c),
+                VarOrLit::Var(v) => {
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(Piece::Var(v));
+                }
+            }
+            rest = after;
+        } else {
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                lit.push(c);
+            }
+            rest = chars.as_str();
+        }
+    }
+    if !lit.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Lit(lit));
+    }
+    Ok(pieces)
+}
+
+/// Finds the `}` closing a variable body, skipping over a quoted default value (in which `''`
+/// stands for one quote). Returns (body, text after the brace).
+fn split_variable_body(s: &str) -> Option<(&str, &str)> {
+    let mut in_quote = false;
+    let mut iter = s.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        match c {
+            '\'' if in_quote => {
+                if iter.peek().map(|(_, n)| *n) == Some('\'') {
+                    iter.next();
+                } else {
+                    in_quote = false;
+                }
+            }
+            '\'' => in_quote = true,
+            '}' if !in_quote => return Some((s.get(..i)?, s.get(i + 1..)?)),
+            _ => {}
+        }
+    }
+    None
+}
+
+enum VarOrLit {
+    Var(VarRef),
+    Lit(char),
+}
+
+fn parse_variable(body: &str) -> Result<VarOrLit, String> {
+    let trimmed = body.trim();
+    match trimmed {
+        "*" => return Ok(VarOrLit::Lit('*')),
+        "?" => return Ok(VarOrLit::Lit('?')),
+        "$" => return Ok(VarOrLit::Lit('$')),
+        _ => {}
+    }
+    let (key, default) = match trimmed.split_once(',') {
+        None => (trimmed, None),
+        Some((k, d)) => {
+            let d = d.trim();
+            let inner = d
+                .strip_prefix('\'')
+                .and_then(|x| x.strip_suffix('\''))
+                .ok_or_else(|| "policy variable default must be in single quotes".to_owned())?;
+            (k.trim(), Some(inner.replace("''", "'")))
+        }
+    };
+    if key.is_empty() || key.contains(char::is_whitespace) || key.contains(['$', '{', '}']) {
+        return Err(format!("invalid policy variable name `{key}`"));
+    }
+    Ok(VarOrLit::Var(VarRef {
+        key_lc: key.to_lowercase(),
+        default,
+    }))
+}
+
+/// Resolves a variable to its text. Errors (key absent without default, or multi-valued) make
+/// the enclosing comparison an evaluation error: AWS says an unresolvable variable "might cause
+/// the entire statement to be invalid".
+pub(crate) fn resolve<'c>(var: &'c VarRef, ctx: &'c Context) -> Option<Cow<'c, str>> {
+    match ctx.get_lc(&var.key_lc) {
+        Some([one]) => Some(one.as_text()),
+        _ => var.default.as_deref().map(Cow::Borrowed),
+    }
+}
+
+/// A compiled string template without wildcards (used by the `...Equals` string operators and Bool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template {
+    pieces: Vec<Piece>,
+}
+
+impl Template {
+    pub fn compile(text: &str, vars: bool) -> Result<Self, String> {
+        Ok(Template {
+            pieces: split_vars(text, vars)?,
+        })
+    }
+
+    /// The literal text when the template has no variables.
+    pub fn literal(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [Piece::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Resolves the template to text; `None` if a variable cannot be resolved.
+    pub fn render<'c>(&'c self, ctx: &'c Context) -> Option<Cow<'c, str>> {
+        if let Some(l) = self.literal() {
+            return Some(Cow::Borrowed(l));
+        }
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Var(v) => out.push_str(&resolve(v, ctx)?),
+            }
+        }
+        Some(Cow::Owned(out))
+    }
+
+    /// Exact, case-sensitive comparison without building the rendered string.
+    pub fn equals(&self, value: &str, ctx: &Context) -> Tri {
+        let mut rest = value;
+        for p in &self.pieces {
+            let part: Cow<'_, str> = match p {
+                Piece::Lit(s) => Cow::Borrowed(s.as_str()),
+                Piece::Var(v) => match resolve(v, ctx) {
+                    Some(t) => t,
+                    None => return Tri::Error,
+                },
+            };
+            match rest.strip_prefix(part.as_ref()) {
+                Some(r) => rest = r,
+                None => {
+                    // Keep going only to detect unresolvable variables later; a mismatch is final
+                    // unless a later variable cannot be resolved (then the comparison is an error).
+                    return if self.all_vars_resolve(ctx) {
+                        Tri::False
+                    } else {
+                        Tri::Error
+                    };
+                }
+            }
+        }
+        Tri::from(rest.is_empty())
+    }
+
+    fn all_vars_resolve(&self, ctx: &Context) -> bool {
+        self.pieces.iter().all(|p| match p {
+            Piece::Lit(_) => true,
+            Piece::Var(v) => resolve(v, ctx).is_some(),
+        })
+    }
+}
+
+/// A compiled glob with optional variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Glob {
+    toks: Vec<GTok>,
+    has_vars: bool,
+    fast: Fast,
+}
+
+/// Shapes that need no general glob matching (most ARN parts are literal, `*`, or `prefix*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fast {
+    /// No wildcard, no variable: plain string equality.
+    Exact(String),
+    /// Only `*`s: matches anything.
+    Any,
+    /// Literal text followed by one or more `*`.
+    Prefix(String),
+    /// Anything else: `glob_match` (after resolving variables).
+    General,
+}
+
+impl Fast {
+    fn of(toks: &[GTok]) -> Fast {
+        let literal_len = toks
+            .iter()
+            .take_while(|t| matches!(t, GTok::Char(_)))
+            .count();
+        let (lit, rest) = toks.split_at(literal_len);
+        let text: String = lit
+            .iter()
+            .filter_map(|t| match t {
+                GTok::Char(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        if rest.is_empty() {
+            Fast::Exact(text)
+        } else if rest.iter().all(|t| *t == GTok::Star) {
+            if text.is_empty() {
+                Fast::Any
+            } else {
+                Fast::Prefix(text)
+            }
+        } else {
+            Fast::General
+        }
+    }
+}
+
+impl Glob {
+    fn from_pieces(pieces: Vec<Piece>, lowercase: bool) -> Self {
+        let mut toks = Vec::new();
+        let mut has_vars = false;
+        // Literal `*`/`?` written as `${*}`/`${?}` arrive here as the ESC_* markers (see
+        // `split_vars_for_glob`), so a plain `*`/`?` in a literal is always a wildcard.
+        for p in pieces {
+            match p {
+                Piece::Lit(s) => push_glob_chars(&mut toks, &s, lowercase),
+                Piece::Var(v) => {
+                    has_vars = true;
+                    toks.push(GTok::Var(v));
+                }
+            }
+        }
+        let fast = Fast::of(&toks);
+        Glob {
+            toks,
+            has_vars,
+            fast,
+        }
+    }
+
+    /// Variable-free matching, using the precomputed shape when there is one.
+    fn match_static(&self, text: &str) -> bool {
+        match &self.fast {
+            Fast::Exact(s) => s == text,
+            Fast::Any => true,
+            Fast::Prefix(p) => text.starts_with(p.as_str()),
+            Fast::General => glob_match(&self.toks, text),
+        }
+    }
+
+    pub fn is_match(&self, text: &str, ctx: &Context) -> Tri {
+        if !self.has_vars {
+            return Tri::from(self.match_static(text));
+        }
+        let mut resolved = Vec::with_capacity(self.toks.len() + 16);
+        for t in &self.toks {
+            match t {
+                GTok::Var(v) => match resolve(v, ctx) {
+                    Some(s) => resolved.extend(s.chars().map(GTok::Char)),
+                    None => return Tri::Error,
+                },
+                other => resolved.push(other.clone()),
+            }
+        }
+        Tri::from(glob_match(&resolved, text))
+    }
+
+    /// Matching without a context (action patterns never contain variables).
+    pub fn is_match_plain(&self, text: &str) -> bool {
+        !self.has_vars && self.match_static(text)
+    }
+}
+
+/// Marker characters used to carry an escaped (literal) `*`/`?` from `split_vars` to the glob
+/// compiler. They are private-use code points, which IAM refuses in documents, so they cannot
+/// collide with policy text.
+pub(crate) const ESC_STAR: char = '\u{E000}';
+pub(crate) const ESC_QUEST: char = '\u{E001}';
+
+fn push_glob_chars(toks: &mut Vec<GTok>, s: &str, lowercase: bool) {
+    for c in s.chars() {
+        match c {
+            '*' => toks.push(GTok::Star),
+            '?' => toks.push(GTok::Quest),
+            ESC_STAR => toks.push(GTok::Char('*')),
+            ESC_QUEST => toks.push(GTok::Char('?')),
+            c if lowercase => toks.extend(c.to_lowercase().map(GTok::Char)),
+            c => toks.push(GTok::Char(c)),
+        }
+    }
+}
+
+/// Like [`split_vars`] but `${*}`/`${?}` become escape markers so the glob compiler keeps them
+/// literal.
+pub(crate) fn split_vars_for_glob(text: &str, vars: bool) -> Result<Vec<Piece>, String> {
+    if !vars || !text.contains("${") {
+        return split_vars(text, vars);
+    }
+    // Replace the two escapes by markers first, then run the ordinary splitter.
+    let mut marked = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        marked.push_str(rest.get(..i).unwrap_or_default());
+        let after = rest.get(i + 2..).unwrap_or_default();
+        match split_variable_body(after) {
+            Some((body, tail)) if body.trim() == "*" => {
+                marked.push(ESC_STAR);
+                rest = tail;
+            }
+            Some((body, tail)) if body.trim() == "?" => {
+                marked.push(ESC_QUEST);
+                rest = tail;
+            }
+            Some((body, tail)) => {
+                // An ordinary variable: copy it unchanged (its quoted default may itself contain
+                // `${*}`, which is default text, not an escape).
+                marked.push_str("${");
+                marked.push_str(body);
+                marked.push('}');
+                rest = tail;
+            }
+            None => {
+                marked.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    marked.push_str(rest);
+    split_vars(&marked, vars)
+}
+
+impl Glob {
+    /// Compiles a glob honouring `${*}`/`${?}` escapes; `lowercase` folds literal characters
+    /// (for action names).
+    pub fn compile_escaped(text: &str, vars: bool, lowercase: bool) -> Result<Self, String> {
+        let pieces = split_vars_for_glob(text, vars)?;
+        Ok(Self::from_pieces(pieces, lowercase))
+    }
+}
+
+/// An ARN pattern: six separately matched parts, or a lone `*` matching anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ArnPattern {
+    Any,
+    Parts(Box<[Glob; 6]>),
+}
+
+impl ArnPattern {
+    /// `allow_star`: whether a lone `*` means "any resource" (true for `Resource`, false for `Arn*`
+    /// operators, where `*` is one part and so never matches a six-part ARN).
+    pub fn compile(text: &str, vars: bool, allow_star: bool) -> Result<Self, String> {
+        if allow_star && text == "*" {
+            return Ok(ArnPattern::Any);
+        }
+        let pieces = split_vars_for_glob(text, vars)?;
+        // Split on literal colons only: `${aws:username}` contains a colon inside the variable.
+        let mut parts: Vec<Vec<Piece>> = vec![Vec::new()];
+        for p in pieces {
+            match p {
+                Piece::Var(v) => {
+                    if let Some(last) = parts.last_mut() {
+                        last.push(Piece::Var(v));
+                    }
+                }
+                Piece::Lit(s) => {
+                    let mut cur = String::new();
+                    for c in s.chars() {
+                        if c == ':' && parts.len() < 6 {
+                            if let Some(last) = parts.last_mut() {
+                                last.push(Piece::Lit(std::mem::take(&mut cur)));
+                            }
+                            parts.push(Vec::new());
+                        } else {
+                            cur.push(c);
+                        }
+                    }
+                    if let Some(last) = parts.last_mut() {
+                        last.push(Piece::Lit(cur));
+                    }
+                }
+            }
+        }
+        if parts.len() != 6 {
+            return Err(format!(
+                "`{text}` is not an ARN (`arn:partition:service:region:account:resource`) or `*`"
+            ));
+        }
+        let globs: Vec<Glob> = parts
+            .into_iter()
+            .map(|p| Glob::from_pieces(p, false))
+            .collect();
+        let arr: [Glob; 6] = globs
+            .try_into()
+            .map_err(|_| format!("`{text}` is not an ARN"))?;
+        Ok(ArnPattern::Parts(Box::new(arr)))
+    }
+
+    pub fn is_match(&self, arn: &str, ctx: &Context) -> Tri {
+        let ArnPattern::Parts(globs) = self else {
+            return Tri::True;
+        };
+        let mut result = Tri::True;
+        let mut parts = arn.splitn(6, ':');
+        for g in globs.iter() {
+            let Some(part) = parts.next() else {
+                return Tri::False;
+            };
+            result = result.and(g.is_match(part, ctx));
+            if result == Tri::False {
+                return Tri::False;
+            }
+        }
+        result
+    }
+}
+
+/// A compiled `Action`/`NotAction` entry, lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ActionPattern {
+    /// Lowercased service prefix when it has no wildcard, for the action index.
+    pub service: Option<String>,
+    /// The full lowercased name when it has no wildcard at all.
+    pub exact: Option<String>,
+    pub glob: Glob,
+}
+
+impl ActionPattern {
+    pub fn compile(text: &str) -> Result<Self, String> {
+        validate_action_pattern(text)?;
+        let lower = text.to_lowercase();
+        let service = lower
+            .split_once(':')
+            .map(|(s, _)| s)
+            .filter(|s| !has_wildcard(s))
+            .map(str::to_owned);
+        let exact = (!has_wildcard(&lower)).then(|| lower.clone());
+        let glob = Glob::compile_escaped(&lower, false, true)?;
+        Ok(ActionPattern {
+            service,
+            exact,
+            glob,
+        })
+    }
+
+    pub fn matches(&self, action_lc: &str) -> bool {
+        match &self.exact {
+            Some(e) => e == action_lc,
+            None => self.glob.is_match_plain(action_lc),
+        }
+    }
+}
+
+fn is_service_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-'
+}
+
+fn is_action_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// Checks an `Action` value: `*`, or `service:name` where either part may contain `*`/`?`.
+pub(crate) fn validate_action_pattern(text: &str) -> Result<(), String> {
+    if text == "*" {
+        return Ok(());
+    }
+    let Some((service, name)) = text.split_once(':') else {
+        return Err(format!(
+            "action `{text}` must be `*` or `service-prefix:ActionName`"
+        ));
+    };
+    if service.is_empty()
+        || !service
+            .chars()
+            .all(|c| is_service_char(c) || c == '*' || c == '?')
+    {
+        return Err(format!("action `{text}` has an invalid service prefix"));
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| is_action_char(c) || c == '*' || c == '?')
+    {
+        return Err(format!("action `{text}` has an invalid action name"));
+    }
+    Ok(())
+}
+
+/// Checks a request's action name: `service:Action` with no wildcards.
+pub fn validate_action_name(name: &str) -> Result<(), PolicyError> {
+    let bad = |reason| {
+        Err(PolicyError::InvalidActionName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    let Some((service, action)) = name.split_once(':') else {
+        return bad("expected `service-prefix:ActionName`");
+    };
+    if service.is_empty() || !service.chars().all(is_service_char) {
+        return bad("the service prefix may contain only letters, digits and `-`");
+    }
+    if action.is_empty() || !action.chars().all(is_action_char) {
+        return bad("the action name may contain only letters, digits, `-` and `_`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(p: &str) -> Glob {
+        Glob::compile_escaped(p, true, false).unwrap()
+    }
+
+    #[test]
+    fn glob_basics() {
+        let ctx = Context::new();
+        assert_eq!(g("*").is_match("", &ctx), Tri::True);
+        assert_eq!(g("a*c").is_match("abbbc", &ctx), Tri::True);
+        assert_eq!(g("a*c").is_match("abbbd", &ctx), Tri::False);
+        assert_eq!(g("a?c").is_match("abc", &ctx), Tri::True);
+        assert_eq!(g("a?c").is_match("ac", &ctx), Tri::False);
+        assert_eq!(g("*a*b*").is_match("xxaxxbxx", &ctx), Tri::True);
+        assert_eq!(g("*a*b").is_match("xxaxxbxxc", &ctx), Tri::False);
+        assert_eq!(g("é?").is_match("éü", &ctx), Tri::True);
+        assert_eq!(g("${*}").is_match("*", &ctx), Tri::True);
+        assert_eq!(g("${*}").is_match("x", &ctx), Tri::False);
+        assert_eq!(g("${?}${$}").is_match("?$", &ctx), Tri::True);
+    }
+
+    #[test]
+    fn variables_resolve_and_default() {
+        let ctx = Context::new().with_string("aws:username", "alice");
+        assert_eq!(
+            g("home/${aws:username}/*").is_match("home/alice/x", &ctx),
+            Tri::True
+        );
+        assert_eq!(
+            g("home/${AWS:UserName}/*").is_match("home/bob/x", &ctx),
+            Tri::False
+        );
+        assert_eq!(g("${aws:userid}").is_match("x", &ctx), Tri::Error);
+        assert_eq!(
+            g("${aws:userid, 'it''s'}").is_match("it's", &ctx),
+            Tri::True
+        );
+        let star = Context::new().with_string("aws:username", "*");
+        assert_eq!(g("${aws:username}").is_match("bob", &star), Tri::False);
+        assert!(Glob::compile_escaped("${aws:username", true, false).is_err());
+        assert!(Glob::compile_escaped("${}", true, false).is_err());
+        // 2008-10-17: literal text
+        let lit = Glob::compile_escaped("${aws:username}", false, false).unwrap();
+        assert_eq!(lit.is_match("${aws:username}", &ctx), Tri::True);
+        assert_eq!(lit.is_match("alice", &ctx), Tri::False);
+    }
+
+    #[test]
+    fn fast_shapes_agree_with_the_general_matcher() {
+        let ctx = Context::new();
+        for (pat, shape) in [
+            ("abc", "exact"),
+            ("", "exact"),
+            ("*", "any"),
+            ("**", "any"),
+            ("ab*", "prefix"),
+            ("ab**", "prefix"),
+            ("a*c", "general"),
+            ("?", "general"),
+        ] {
+            let gl = g(pat);
+            let got = match gl.fast {
+                Fast::Exact(_) => "exact",
+                Fast::Any => "any",
+                Fast::Prefix(_) => "prefix",
+                Fast::General => "general",
+            };
+            assert_eq!(got, shape, "{pat}");
+            for text in ["", "a", "ab", "abc", "abcd", "xabc", "ac"] {
+                assert_eq!(
+                    gl.is_match(text, &ctx) == Tri::True,
+                    glob_match(&gl.toks, text),
+                    "{pat} vs {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn arn_parts_are_separate() {
+        let ctx = Context::new();
+        let p = ArnPattern::compile("arn:aws:s3:::bucket/*", true, true).unwrap();
+        assert_eq!(p.is_match("arn:aws:s3:::bucket/a/b:c", &ctx), Tri::True);
+        let p = ArnPattern::compile("arn:aws:iam::*:user/*", true, false).unwrap();
+        assert_eq!(
+            p.is_match("arn:aws:iam::123456789012:user/x", &ctx),
+            Tri::True
+        );
+        // `*` in the account part must not swallow the colon into the next part
+        let p = ArnPattern::compile("arn:aws:iam::1*:role/x", true, false).unwrap();
+        assert_eq!(p.is_match("arn:aws:iam::1:2:role/x", &ctx), Tri::False);
+        assert!(ArnPattern::compile("arn:aws:s3", true, true).is_err());
+        assert!(ArnPattern::compile("*", true, false).is_err());
+    }
+
+    #[test]
+    fn action_names() {
+        assert!(validate_action_name("iam:ListAccessKeys").is_ok());
+        assert!(validate_action_name("iam:*").is_err());
+        assert!(validate_action_name("iam").is_err());
+        assert!(validate_action_name(":x").is_err());
+        let p = ActionPattern::compile("IAM:*AccessKey*").unwrap();
+        assert!(p.matches("iam:listaccesskeys"));
+        assert!(!p.matches("iam:listusers"));
+        assert_eq!(p.service.as_deref(), Some("iam"));
+        assert!(ActionPattern::compile("iam").is_err());
+    }
+}

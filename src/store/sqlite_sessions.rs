@@ -1,0 +1,201 @@
+//! SQLite implementation of [`SessionStore`]: signing keys, revocations, roles.
+
+use super::sqlite::{SqliteStore, corrupt, from_ts, ts, user_from_row};
+use super::{Role, SessionStore, SigningKeyRecord, StoreError, User};
+use crate::ids::{IamPath, RoleName};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
+
+const ROLE_COLS: &str =
+    "id, name, path, trust_policy, max_session_duration, description, created_at";
+
+fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
+    let name: String = r.get(1)?;
+    let path: String = r.get(2)?;
+    Ok(Role {
+        id: r.get(0)?,
+        name: RoleName::parse(&name).map_err(corrupt)?,
+        path: IamPath::parse("path", &path).map_err(corrupt)?,
+        trust_policy: r.get(3)?,
+        max_session_duration: r.get(4)?,
+        description: r.get(5)?,
+        created: from_ts(r.get(6)?),
+    })
+}
+
+fn no_such_role(name: &RoleName) -> StoreError {
+    StoreError::NotFound(format!("The role with name {name} cannot be found."))
+}
+
+impl SessionStore for SqliteStore {
+    fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT kid, public_key, private_blob, created_at, retired_at, publish_until
+             FROM signing_keys ORDER BY created_at DESC, rowid DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SigningKeyRecord {
+                kid: r.get(0)?,
+                public_key: r.get(1)?,
+                private_blob: r.get(2)?,
+                created: from_ts(r.get(3)?),
+                retired: r.get::<_, Option<i64>>(4)?.map(from_ts),
+                publish_until: r.get::<_, Option<i64>>(5)?.map(from_ts),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn rotate_signing_key(
+        &self,
+        new: &SigningKeyRecord,
+        now: OffsetDateTime,
+        publish_retired_until: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT kid FROM signing_keys WHERE retired_at IS NULL
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = ?1, publish_until = ?2 WHERE retired_at IS NULL",
+            params![ts(now), ts(publish_retired_until)],
+        )?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, public_key, private_blob, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![new.kid, new.public_key, new.private_blob, ts(new.created)],
+        )?;
+        tx.commit()?;
+        Ok(previous)
+    }
+
+    fn prune_signing_keys(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until < ?1",
+            [ts(now)],
+        )?;
+        Ok(())
+    }
+
+    fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            [key, value],
+        )?;
+        let v: String =
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare("SELECT principal_arn, revoked_before FROM session_revocations")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_revocation(&self, principal_arn: &str, revoked_before: i64) -> Result<(), StoreError> {
+        // A later revocation never shortens an earlier, wider one.
+        self.conn()?.execute(
+            "INSERT INTO session_revocations (principal_arn, revoked_before) VALUES (?1, ?2)
+             ON CONFLICT (principal_arn) DO UPDATE SET revoked_before = max(revoked_before, ?2)",
+            params![principal_arn, revoked_before],
+        )?;
+        Ok(())
+    }
+
+    fn create_role(&self, role: &Role) -> Result<(), StoreError> {
+        let r = self.conn()?.execute(
+            "INSERT INTO roles (id, name, name_lower, path, trust_policy, max_session_duration,
+                 description, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                role.id,
+                role.name.as_str(),
+                role.name.as_str().to_lowercase(),
+                role.path.as_str(),
+                role.trust_policy,
+                role.max_session_duration,
+                role.description,
+                ts(role.created)
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::AlreadyExists(format!(
+                    "Role with name {} already exists.",
+                    role.name
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get_role(&self, name: &RoleName) -> Result<Option<Role>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {ROLE_COLS} FROM roles WHERE name_lower = ?1"),
+                [name.as_str().to_lowercase()],
+                role_from_row,
+            )
+            .optional()?)
+    }
+
+    fn get_role_by_id(&self, id: &str) -> Result<Option<Role>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {ROLE_COLS} FROM roles WHERE id = ?1"),
+                [id],
+                role_from_row,
+            )
+            .optional()?)
+    }
+
+    fn update_trust_policy(&self, name: &RoleName, policy: &str) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE roles SET trust_policy = ?1 WHERE name_lower = ?2",
+            params![policy, name.as_str().to_lowercase()],
+        )?;
+        if n == 0 {
+            return Err(no_such_role(name));
+        }
+        Ok(())
+    }
+
+    fn delete_role(&self, name: &RoleName) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM roles WHERE name_lower = ?1",
+            [name.as_str().to_lowercase()],
+        )?;
+        if n == 0 {
+            return Err(no_such_role(name));
+        }
+        Ok(())
+    }
+
+    fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT id, name, path, created_at FROM users WHERE id = ?1",
+                [id],
+                |r| user_from_row(r, 0),
+            )
+            .optional()?)
+    }
+}

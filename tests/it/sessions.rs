@@ -1,0 +1,662 @@
+//! Issue 4: GetSessionToken and AssumeRole — MFA-backed, short-lived, signed session credentials,
+//! their use for signing calls, expiry, revocation, key rotation and the JWKS.
+
+use crate::helpers::*;
+use crate::mfa::{NowUnix, Person, create_device, enable, enrolled, now_step, path, person};
+use std::sync::Arc;
+use sts_broker::client::{Client, Credentials};
+use sts_broker::proto::iam::v1 as iam;
+use sts_broker::proto::sts::v1 as sts;
+use tonic::Code;
+use zeroize::Zeroizing;
+
+const STS: &str = "/sts.v1.SecurityTokenService/";
+
+fn spath(m: &str) -> String {
+    format!("{STS}{m}")
+}
+
+async fn session(
+    c: &Client,
+    duration: Option<i32>,
+    serial: Option<&str>,
+    code: Option<&str>,
+) -> Result<sts::Credentials, tonic::Status> {
+    let req = c
+        .signed(
+            &spath("GetSessionToken"),
+            sts::GetSessionTokenRequest {
+                duration_seconds: duration,
+                serial_number: serial.map(str::to_owned),
+                token_code: code.map(str::to_owned),
+            },
+        )
+        .unwrap();
+    c.sts()
+        .get_session_token(req)
+        .await
+        .map(|r| r.into_inner().credentials.unwrap())
+}
+
+fn as_creds(c: &sts::Credentials) -> Credentials {
+    Credentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: Zeroizing::new(c.secret_access_key.clone()),
+        session_token: Some(c.session_token.clone()),
+    }
+}
+
+async fn whoami(c: &Client) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
+    let req = c
+        .signed(
+            &spath("GetCallerIdentity"),
+            sts::GetCallerIdentityRequest {},
+        )
+        .unwrap();
+    c.sts()
+        .get_caller_identity(req)
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn create_user(c: &Client, name: &str) -> Result<(), tonic::Status> {
+    let req = c
+        .signed(
+            &path("CreateUser"),
+            iam::CreateUserRequest {
+                user_name: name.into(),
+                path: None,
+            },
+        )
+        .unwrap();
+    c.iam().create_user(req).await.map(|_| ())
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn jwks(app: &TestApp) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+/// Verifies a token against the published JWKS with jsonwebtoken's JWK support, as a resource
+/// server would.
+fn verify_with_jwks(set: &serde_json::Value, token: &str, now: i64) -> serde_json::Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let kid = header.kid.unwrap();
+    let jwk_json = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("kid published");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk_json.clone()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.validate_exp = false;
+    v.set_audience(&["sts-broker"]);
+    let c = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+        .unwrap()
+        .claims;
+    assert!(c["exp"].as_i64().unwrap() > now);
+    c
+}
+
+#[tokio::test]
+async fn mfa_backed_session_credentials_work_once_per_code() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let bob = person(&app, "bob").await;
+    let (serial, seed) = enrolled(&app, &alice, "a-phone").await;
+    let (b_serial, b_seed) = enrolled(&app, &bob, "b-phone").await;
+    let as_alice = app.as_(&alice.creds);
+    let code = totp_at_step(&seed, now_step(&app));
+
+    let c = session(&as_alice, None, Some(&serial), Some(&code))
+        .await
+        .unwrap();
+    assert!(c.access_key_id.starts_with("ASIA") && c.access_key_id.len() == 20);
+    assert_eq!(c.secret_access_key.len(), 40);
+    let now = app.clock.now_unix();
+    assert_eq!(
+        c.expiration.as_ref().unwrap().seconds,
+        now + 43_200,
+        "IAM user default: 12 h"
+    );
+    assert!(!c.session_token.contains(&c.secret_access_key));
+
+    // The token verifies against the published JWKS and carries the MFA facts.
+    let set = jwks(&app).await;
+    let cl = verify_with_jwks(&set, &c.session_token, now);
+    assert_eq!(cl["sub"], alice.caller.arn.as_str());
+    assert_eq!(cl["akid"], c.access_key_id.as_str());
+    assert_eq!(cl["amr"], serde_json::json!(["mfa"]));
+    assert_eq!(cl["auth_time"], now);
+    assert!(cl["iss"].as_str().unwrap().starts_with("sts-broker:"));
+    assert!(cl.get("secret_access_key").is_none());
+
+    // The same code again is refused.
+    let s = assert_error(
+        session(&as_alice, None, Some(&serial), Some(&code)).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    assert!(
+        s.message().contains("MultiFactorAuthentication failed"),
+        "{}",
+        s.message()
+    );
+    // Another user's serial (with that user's valid code) is refused.
+    let b_code = totp_at_step(&b_seed, now_step(&app));
+    assert_error(
+        session(&as_alice, None, Some(&b_serial), Some(&b_code)).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    // Serial without code.
+    let s = assert_error(
+        session(&as_alice, None, Some(&serial), None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    assert!(s.message().contains("must provide both"), "{}", s.message());
+
+    // The credentials sign GetCallerIdentity and are refused for GetSessionToken.
+    let as_session = app.as_(&as_creds(&c));
+    let id = whoami(&as_session).await.unwrap();
+    assert_eq!(id.arn, alice.caller.arn);
+    let s = assert_error(
+        session(&as_session, None, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    assert_eq!(
+        s.message(),
+        "Cannot call GetSessionToken with session credentials"
+    );
+}
+
+#[tokio::test]
+async fn durations_follow_aws_rules() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let as_alice = app.as_(&alice.creds);
+    let now = app.clock.now_unix();
+    for bad in [0, 899, 129_601, -5] {
+        let s = assert_error(
+            session(&as_alice, Some(bad), None, None).await,
+            Code::InvalidArgument,
+            "ValidationError",
+        );
+        assert!(s.message().contains("durationSeconds"), "{}", s.message());
+    }
+    let c = session(&as_alice, Some(900), None, None).await.unwrap();
+    assert_eq!(c.expiration.unwrap().seconds, now + 900);
+    let c = session(&as_alice, Some(129_600), None, None).await.unwrap();
+    assert_eq!(c.expiration.unwrap().seconds, now + 129_600);
+    // Root: default one hour, longer requests clamped to one hour.
+    let c = session(&app.client, None, None, None).await.unwrap();
+    assert_eq!(c.expiration.unwrap().seconds, now + 3600);
+    let c = session(&app.client, Some(7200), None, None).await.unwrap();
+    assert_eq!(c.expiration.unwrap().seconds, now + 3600);
+    app.broker().flush_audit().await;
+    let audit = app.broker().recent_audit(100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("bad duration"))
+    );
+}
+
+#[tokio::test]
+async fn sessions_without_mfa_cannot_call_iam_and_with_mfa_can() {
+    let app = spawn_app().await;
+    // Root without MFA.
+    let plain = session(&app.client, None, None, None).await.unwrap();
+    assert!(claims(&plain.session_token).get("amr").is_none());
+    let as_plain = app.as_(&as_creds(&plain));
+    assert_error(
+        create_user(&as_plain, "x1").await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    whoami(&as_plain).await.unwrap();
+    // Root with MFA: root enables its own device, then IAM calls work from the session.
+    let d = create_device(&app.client, "root-phone").await;
+    let s = now_step(&app);
+    enable(
+        &app.client,
+        "",
+        &d.serial_number,
+        &totp_at_step(&d.base32_string_seed, s - 1),
+        &totp_at_step(&d.base32_string_seed, s),
+    )
+    .await
+    .unwrap();
+    app.clock.advance(30);
+    let code = totp_at_step(&d.base32_string_seed, now_step(&app));
+    let strong = session(&app.client, None, Some(&d.serial_number), Some(&code))
+        .await
+        .unwrap();
+    create_user(&app.as_(&as_creds(&strong)), "x2")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn expired_forged_mismatched_and_revoked_credentials_are_refused() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let as_alice = app.as_(&alice.creds);
+    let a = session(&as_alice, Some(900), None, None).await.unwrap();
+    let b = session(&as_alice, Some(3600), None, None).await.unwrap();
+    whoami(&app.as_(&as_creds(&a))).await.unwrap();
+
+    // Mismatched: b's token with a's key id and secret.
+    let mixed = Credentials {
+        session_token: Some(b.session_token.clone()),
+        ..as_creds(&a)
+    };
+    assert_error(
+        whoami(&app.as_(&mixed)).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    // Forged: payload edited, signature kept.
+    let mut parts: Vec<String> = a.session_token.split('.').map(str::to_owned).collect();
+    let mut cl = claims(&a.session_token);
+    cl["sub"] = serde_json::json!(app.root.access_key_id.clone());
+    use base64::Engine;
+    parts[1] =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cl).unwrap());
+    let forged = Credentials {
+        session_token: Some(parts.join(".")),
+        ..as_creds(&a)
+    };
+    assert_error(
+        whoami(&app.as_(&forged)).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    // A temporary key id without its token.
+    let bare = Credentials {
+        session_token: None,
+        ..as_creds(&a)
+    };
+    assert_error(
+        whoami(&app.as_(&bare)).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    // Wrong secret with a good token.
+    let wrong = Credentials {
+        secret_access_key: Zeroizing::new("x".repeat(40)),
+        ..as_creds(&a)
+    };
+    assert_error(
+        whoami(&app.as_(&wrong)).await,
+        Code::Unauthenticated,
+        "SignatureDoesNotMatch",
+    );
+
+    // Not yet valid: the clock steps back past the leeway.
+    app.clock.advance(-120);
+    assert_error(
+        whoami(&app.as_(&as_creds(&a))).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    app.clock.advance(120);
+
+    // Expired at exp, exactly.
+    app.clock.advance(899);
+    whoami(&app.as_(&as_creds(&a))).await.unwrap();
+    app.clock.advance(1);
+    let s = assert_error(
+        whoami(&app.as_(&as_creds(&a))).await,
+        Code::Unauthenticated,
+        "ExpiredToken",
+    );
+    assert!(s.message().contains("expired"));
+    whoami(&app.as_(&as_creds(&b))).await.unwrap();
+
+    // Revoked: every session of alice issued so far stops at once; later ones work.
+    let req = app
+        .client
+        .signed(
+            &path("RevokeSessions"),
+            iam::RevokeSessionsRequest {
+                user_name: Some("alice".into()),
+                role_name: None,
+                issued_before: None,
+            },
+        )
+        .unwrap();
+    app.client.iam().revoke_sessions(req).await.unwrap();
+    assert_error(
+        whoami(&app.as_(&as_creds(&b))).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    app.clock.advance(1);
+    let c = session(&as_alice, None, None, None).await.unwrap();
+    whoami(&app.as_(&as_creds(&c))).await.unwrap();
+    // Revocation survives a restart.
+    let app = app.restart().await;
+    assert_error(
+        whoami(&app.as_(&as_creds(&b))).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    whoami(&app.as_(&as_creds(&c))).await.unwrap();
+    app.broker().flush_audit().await;
+    let audit = app.broker().recent_audit(200).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("revoked session"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.detail.as_deref() == Some("expired session token"))
+    );
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let as_alice = app.as_(&alice.creds);
+    let old = session(&as_alice, Some(3600), None, None).await.unwrap();
+    let before = jwks(&app).await;
+    assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+    let old_kid = jsonwebtoken::decode_header(&old.session_token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    let req = app
+        .client
+        .signed(&path("RotateSigningKey"), iam::RotateSigningKeyRequest {})
+        .unwrap();
+    let r = app
+        .client
+        .iam()
+        .rotate_signing_key(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.previous_kid, old_kid);
+    assert_ne!(r.kid, old_kid);
+    let after = jwks(&app).await;
+    assert_eq!(
+        after["keys"].as_array().unwrap().len(),
+        2,
+        "old key still published"
+    );
+
+    let new = session(&as_alice, Some(3600), None, None).await.unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&new.session_token)
+            .unwrap()
+            .kid
+            .unwrap(),
+        r.kid
+    );
+    whoami(&app.as_(&as_creds(&old))).await.unwrap();
+    whoami(&app.as_(&as_creds(&new))).await.unwrap();
+    verify_with_jwks(&after, &old.session_token, app.clock.now_unix());
+
+    // Past the longest possible session, a restart drops the retired key from the JWKS.
+    app.clock.advance(129_601);
+    let app = app.restart().await;
+    let later = jwks(&app).await;
+    assert_eq!(later["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(later["keys"][0]["kid"], r.kid.as_str());
+}
+
+const TRUST_MFA: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": {
+    "Effect": "Allow",
+    "Principal": {"AWS": "ACCOUNT"},
+    "Action": "sts:AssumeRole",
+    "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+  }
+}"#;
+
+async fn create_role(
+    app: &TestApp,
+    name: &str,
+    trust: &str,
+    max: Option<i32>,
+) -> Result<iam::Role, tonic::Status> {
+    let req = app
+        .client
+        .signed(
+            &path("CreateRole"),
+            iam::CreateRoleRequest {
+                role_name: name.into(),
+                assume_role_policy_document: trust.into(),
+                max_session_duration: max,
+                path: None,
+                description: None,
+            },
+        )
+        .unwrap();
+    app.client
+        .iam()
+        .create_role(req)
+        .await
+        .map(|r| r.into_inner().role.unwrap())
+}
+
+async fn assume(
+    c: &Client,
+    role_arn: &str,
+    duration: Option<i32>,
+    mfa: Option<(&str, &str)>,
+) -> Result<sts::AssumeRoleResponse, tonic::Status> {
+    let req = c
+        .signed(
+            &spath("AssumeRole"),
+            sts::AssumeRoleRequest {
+                role_arn: role_arn.into(),
+                role_session_name: "work".into(),
+                duration_seconds: duration,
+                serial_number: mfa.map(|m| m.0.to_owned()),
+                token_code: mfa.map(|m| m.1.to_owned()),
+                policy: None,
+            },
+        )
+        .unwrap();
+    c.sts().assume_role(req).await.map(|r| r.into_inner())
+}
+
+fn account_of(p: &Person) -> String {
+    p.caller.arn[13..25].to_owned()
+}
+
+#[tokio::test]
+async fn assume_role_honours_a_trust_policy_that_requires_mfa() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let (serial, seed) = enrolled(&app, &alice, "a-phone").await;
+    let account = account_of(&alice);
+    let trust = TRUST_MFA.replace("ACCOUNT", &account);
+    let role = create_role(&app, "admin", &trust, None).await.unwrap();
+    assert_eq!(role.arn, format!("arn:aws:iam::{account}:role/admin"));
+    assert!(role.role_id.starts_with("AROA"));
+    let as_alice = app.as_(&alice.creds);
+
+    // Without MFA: denied by the trust policy.
+    assert_error(
+        assume(&as_alice, &role.arn, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    // With a code given to AssumeRole: allowed, and the session keeps the MFA facts.
+    let code = totp_at_step(&seed, now_step(&app));
+    let r = assume(&as_alice, &role.arn, None, Some((&serial, &code)))
+        .await
+        .unwrap();
+    let u = r.assumed_role_user.unwrap();
+    assert_eq!(
+        u.arn,
+        format!("arn:aws:sts::{account}:assumed-role/admin/work")
+    );
+    assert_eq!(u.assumed_role_id, format!("{}:work", role.role_id));
+    let c = r.credentials.unwrap();
+    assert_eq!(
+        c.expiration.as_ref().unwrap().seconds,
+        app.clock.now_unix() + 3600
+    );
+    let cl = claims(&c.session_token);
+    assert_eq!(cl["amr"], serde_json::json!(["mfa"]));
+    assert_eq!(cl["sub"], u.arn.as_str());
+    let as_role = app.as_(&as_creds(&c));
+    let id = whoami(&as_role).await.unwrap();
+    assert_eq!(id.arn, u.arn);
+    assert_eq!(id.user_id, u.assumed_role_id);
+    // The same code cannot be used twice.
+    assert_error(
+        assume(&as_alice, &role.arn, None, Some((&serial, &code))).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+
+    // GetSessionToken with MFA, then AssumeRole with the session: the MFA carries over.
+    app.clock.advance(30);
+    let code = totp_at_step(&seed, now_step(&app));
+    let s = session(&as_alice, None, Some(&serial), Some(&code))
+        .await
+        .unwrap();
+    assume(&app.as_(&as_creds(&s)), &role.arn, None, None)
+        .await
+        .unwrap();
+    // A session without MFA does not satisfy the trust policy.
+    let weak = session(&as_alice, None, None, None).await.unwrap();
+    assert_error(
+        assume(&app.as_(&as_creds(&weak)), &role.arn, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+
+    // Durations: above the role's maximum, and role chaining limited to one hour.
+    app.clock.advance(30);
+    let code = totp_at_step(&seed, now_step(&app));
+    let s = assert_error(
+        assume(&as_alice, &role.arn, Some(7200), Some((&serial, &code))).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert!(
+        s.message().contains("MaxSessionDuration"),
+        "{}",
+        s.message()
+    );
+}
+
+#[tokio::test]
+async fn trust_policies_name_who_may_assume_and_chaining_is_limited() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let bob = person(&app, "bob").await;
+    let account = account_of(&alice);
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
+        alice.caller.arn
+    );
+    let first = create_role(&app, "first", &trust, Some(43_200))
+        .await
+        .unwrap();
+    let chain_trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
+        first.arn
+    );
+    let second = create_role(&app, "second", &chain_trust, Some(43_200))
+        .await
+        .unwrap();
+
+    assert_error(
+        assume(&app.as_(&bob.creds), &first.arn, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    let r = assume(&app.as_(&alice.creds), &first.arn, Some(43_200), None)
+        .await
+        .unwrap();
+    let c = r.credentials.unwrap();
+    assert_eq!(c.expiration.unwrap().seconds, app.clock.now_unix() + 43_200);
+    let as_first = app.as_(&as_creds(&c));
+    // Role chaining: at most one hour.
+    let s = assert_error(
+        assume(&as_first, &second.arn, Some(7200), None).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert!(s.message().contains("role chaining"), "{}", s.message());
+    let chained = assume(&as_first, &second.arn, None, None).await.unwrap();
+    assert_eq!(
+        claims(&chained.credentials.unwrap().session_token)["chained"],
+        true
+    );
+    // Root may not assume roles; unknown roles answer like refused ones.
+    assert_error(
+        assume(&app.client, &first.arn, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    let ghost = format!("arn:aws:iam::{account}:role/ghost");
+    assert_error(
+        assume(&app.as_(&alice.creds), &ghost, None, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    // A malformed trust policy is refused at write time, naming the problem.
+    let s = assert_error(create_role(&app, "bad", r#"{"Version":"2012-10-17","Statement":[{"Effect":"allow","Principal":"*","Action":"sts:AssumeRole"}]}"#, None).await, Code::InvalidArgument, "MalformedPolicyDocument");
+    assert!(s.message().contains("Effect"), "{}", s.message());
+
+    // Revoking a role's sessions.
+    let again = assume(&app.as_(&alice.creds), &first.arn, None, None)
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    whoami(&app.as_(&as_creds(&again))).await.unwrap();
+    let req = app
+        .client
+        .signed(
+            &path("RevokeSessions"),
+            iam::RevokeSessionsRequest {
+                user_name: None,
+                role_name: Some("first".into()),
+                issued_before: None,
+            },
+        )
+        .unwrap();
+    app.client.iam().revoke_sessions(req).await.unwrap();
+    assert_error(
+        whoami(&app.as_(&as_creds(&again))).await,
+        Code::Unauthenticated,
+        "InvalidClientTokenId",
+    );
+    let _ = Arc::new(());
+}
