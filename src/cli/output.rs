@@ -35,6 +35,27 @@ pub fn user(u: &iam::User) -> Value {
     v
 }
 
+/// An `MFADevice` (ListMFADevices).
+pub fn mfa_device(d: &iam::MfaDevice) -> Value {
+    json!({
+        "UserName": d.user_name,
+        "SerialNumber": d.serial_number,
+        "EnableDate": time(d.enable_date.as_ref()),
+    })
+}
+
+/// A `VirtualMFADevice` as listed: `User` and `EnableDate` only when it is assigned.
+pub fn virtual_mfa_device(d: &iam::VirtualMfaDevice) -> Value {
+    let mut v = json!({ "SerialNumber": d.serial_number });
+    if let Some(u) = &d.user {
+        v["User"] = user(u);
+    }
+    if d.enable_date.is_some() {
+        v["EnableDate"] = time(d.enable_date.as_ref());
+    }
+    v
+}
+
 /// `An error occurred (Code) when calling the Op operation: message`, as aws prints it.
 pub fn describe_status(operation: &str, s: &tonic::Status) -> String {
     let code = s
