@@ -2,12 +2,14 @@
 //! Output is JSON with AWS's PascalCase member names, as `aws` prints it.
 
 mod credentials;
+mod iam;
 mod output;
+
+pub use iam::{BootstrapMethod, DeviceCodes, IamAction};
 
 use crate::client::{Client, Credentials};
 use crate::clock::SystemClock;
 use crate::ids::AccountId;
-use crate::proto::iam::v1 as iam;
 use crate::proto::sts::v1 as sts;
 use crate::server::{self, Limits, ServeConfig};
 use anyhow::Context;
@@ -106,55 +108,6 @@ pub struct ClientArgs {
 pub enum StsAction {
     /// Who am I?
     GetCallerIdentity,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum IamAction {
-    CreateUser {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        path: Option<String>,
-    },
-    GetUser {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    ListUsers {
-        #[arg(long)]
-        path_prefix: Option<String>,
-        #[arg(long)]
-        max_items: Option<i32>,
-        #[arg(long)]
-        starting_token: Option<String>,
-    },
-    DeleteUser {
-        #[arg(long)]
-        user_name: String,
-    },
-    CreateAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    ListAccessKeys {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    UpdateAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-        #[arg(long)]
-        access_key_id: String,
-        /// Active or Inactive.
-        #[arg(long)]
-        status: String,
-    },
-    DeleteAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-        #[arg(long)]
-        access_key_id: String,
-    },
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -271,6 +224,7 @@ enum Verb {
     Iam(IamAction),
 }
 
+/// The AWS operation name, e.g. `EnableMFADevice` for `IamAction::EnableMfaDevice`.
 fn operation_name(verb: &Verb) -> String {
     let debug = match verb {
         Verb::Sts(a) => format!("{a:?}"),
@@ -280,7 +234,7 @@ fn operation_name(verb: &Verb) -> String {
         .split([' ', '{'])
         .next()
         .unwrap_or_default()
-        .to_owned()
+        .replace("Mfa", "MFA")
 }
 
 async fn call(args: ClientArgs, verb: Verb) -> anyhow::Result<i32> {
@@ -290,11 +244,13 @@ async fn call(args: ClientArgs, verb: Verb) -> anyhow::Result<i32> {
     let client = Client::connect(&args.endpoint, &args.region, creds).await?;
     let op = operation_name(&verb);
     let result = match verb {
-        Verb::Sts(a) => sts_call(&client, a).await,
-        Verb::Iam(a) => iam_call(&client, a).await,
+        Verb::Sts(a) => sts_call(&client, a).await.map(Some),
+        Verb::Iam(a) => iam::call(&client, a).await,
     };
     match result {
-        Ok(value) => {
+        // Operations with an empty output print nothing, as aws does.
+        Ok(None) => Ok(0),
+        Ok(Some(value)) => {
             println!("{}", serde_json::to_string_pretty(&value)?);
             Ok(0)
         }
@@ -337,126 +293,4 @@ async fn sts_call(c: &Client, action: StsAction) -> Result<serde_json::Value, Ca
             Ok(json!({ "UserId": r.user_id, "Account": r.account, "Arn": r.arn }))
         }
     }
-}
-
-const IAM: &str = "/iam.v1.IamService/";
-
-async fn iam_call(c: &Client, action: IamAction) -> Result<serde_json::Value, CallError> {
-    let path = |m: &str| format!("{IAM}{m}");
-    let mut iam_client = c.iam();
-    Ok(match action {
-        IamAction::CreateUser { user_name, path: p } => {
-            let r = iam_client
-                .create_user(c.signed(
-                    &path("CreateUser"),
-                    iam::CreateUserRequest { user_name, path: p },
-                )?)
-                .await?
-                .into_inner();
-            json!({ "User": r.user.map(|u| output::user(&u)) })
-        }
-        IamAction::GetUser { user_name } => {
-            let r = iam_client
-                .get_user(c.signed(&path("GetUser"), iam::GetUserRequest { user_name })?)
-                .await?
-                .into_inner();
-            json!({ "User": r.user.map(|u| output::user(&u)) })
-        }
-        IamAction::ListUsers {
-            path_prefix,
-            max_items,
-            starting_token,
-        } => {
-            let r = iam_client
-                .list_users(c.signed(
-                    &path("ListUsers"),
-                    iam::ListUsersRequest {
-                        path_prefix,
-                        marker: starting_token,
-                        max_items,
-                    },
-                )?)
-                .await?
-                .into_inner();
-            let mut v = json!({ "Users": r.users.iter().map(output::user).collect::<Vec<_>>() });
-            if let Some(m) = r.marker {
-                v["NextToken"] = json!(m);
-            }
-            v
-        }
-        IamAction::DeleteUser { user_name } => {
-            iam_client
-                .delete_user(c.signed(&path("DeleteUser"), iam::DeleteUserRequest { user_name })?)
-                .await?;
-            json!({})
-        }
-        IamAction::CreateAccessKey { user_name } => {
-            let r = iam_client
-                .create_access_key(c.signed(
-                    &path("CreateAccessKey"),
-                    iam::CreateAccessKeyRequest { user_name },
-                )?)
-                .await?
-                .into_inner();
-            let k = r.access_key.unwrap_or_default();
-            json!({ "AccessKey": {
-                "UserName": k.user_name,
-                "AccessKeyId": k.access_key_id,
-                "Status": k.status,
-                "SecretAccessKey": k.secret_access_key,
-                "CreateDate": output::time(k.create_date.as_ref()),
-            }})
-        }
-        IamAction::ListAccessKeys { user_name } => {
-            let r = iam_client
-                .list_access_keys(c.signed(
-                    &path("ListAccessKeys"),
-                    iam::ListAccessKeysRequest {
-                        user_name,
-                        marker: None,
-                        max_items: None,
-                    },
-                )?)
-                .await?
-                .into_inner();
-            json!({ "AccessKeyMetadata": r.access_key_metadata.iter().map(|k| json!({
-                "UserName": k.user_name,
-                "AccessKeyId": k.access_key_id,
-                "Status": k.status,
-                "CreateDate": output::time(k.create_date.as_ref()),
-            })).collect::<Vec<_>>() })
-        }
-        IamAction::UpdateAccessKey {
-            user_name,
-            access_key_id,
-            status,
-        } => {
-            iam_client
-                .update_access_key(c.signed(
-                    &path("UpdateAccessKey"),
-                    iam::UpdateAccessKeyRequest {
-                        user_name,
-                        access_key_id,
-                        status,
-                    },
-                )?)
-                .await?;
-            json!({})
-        }
-        IamAction::DeleteAccessKey {
-            user_name,
-            access_key_id,
-        } => {
-            iam_client
-                .delete_access_key(c.signed(
-                    &path("DeleteAccessKey"),
-                    iam::DeleteAccessKeyRequest {
-                        user_name,
-                        access_key_id,
-                    },
-                )?)
-                .await?;
-            json!({})
-        }
-    })
 }

@@ -74,7 +74,13 @@ pub async fn start_on(dir: tempfile::TempDir, clock: ManualClock) -> TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    start_on(tempfile::tempdir().unwrap(), ManualClock::at(T0)).await
+    spawn_app_at(T0).await
+}
+
+/// A broker whose manual clock stands at `unix`: for clients that sign with another clock (the
+/// CLI binary signs with the wall clock), start it near theirs.
+pub async fn spawn_app_at(unix: i64) -> TestApp {
+    start_on(tempfile::tempdir().unwrap(), ManualClock::at(unix)).await
 }
 
 impl TestApp {
