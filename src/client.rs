@@ -4,6 +4,7 @@
 //! deterministic, so encoding the message once here gives the same bytes as the wire.
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::proto::authz::v1::authorization_service_client::AuthorizationServiceClient;
 use crate::proto::iam::v1::iam_service_client::IamServiceClient;
 use crate::proto::sts::v1::security_token_service_client::SecurityTokenServiceClient;
 use crate::sigv4::{self, GrpcSignParams, Payload};
@@ -114,6 +115,10 @@ impl Client {
 
     pub fn iam(&self) -> IamServiceClient<Channel> {
         IamServiceClient::new(self.channel.clone())
+    }
+
+    pub fn authz(&self) -> AuthorizationServiceClient<Channel> {
+        AuthorizationServiceClient::new(self.channel.clone())
     }
 
     /// A request for `path` (e.g. `/iam.v1.IamService/CreateUser`) carrying a SigV4 signature

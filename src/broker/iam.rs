@@ -116,7 +116,8 @@ impl Broker {
             caller,
             "iam:CreateUser",
             &ids::user_arn(&self.account, &path, &name),
-        )?;
+        )
+        .await?;
         let user = User {
             id: ids::generate_unique_id("AIDA"),
             name,
@@ -137,7 +138,7 @@ impl Broker {
         let name = match user_name.filter(|n| !n.is_empty()) {
             Some(n) => UserName::parse(n)?,
             None => {
-                self.authorize(caller, "iam:GetUser", &caller.arn)?;
+                self.authorize(caller, "iam:GetUser", &caller.arn).await?;
                 return Ok(match &caller.principal {
                     Principal::Root => UserView {
                         name: String::new(),
@@ -157,7 +158,8 @@ impl Broker {
             }
         };
         let found = self.find_user(&name).await?;
-        self.authorize(caller, "iam:GetUser", &self.arn_for(&name, found.as_ref()))?;
+        self.authorize(caller, "iam:GetUser", &self.arn_for(&name, found.as_ref()))
+            .await?;
         found
             .map(|u| self.user_view(&u))
             .ok_or_else(|| Self::no_such_user(&name))
@@ -185,7 +187,8 @@ impl Broker {
             caller,
             "iam:ListUsers",
             &format!("arn:aws:iam::{}:user{prefix}*", self.account),
-        )?;
+        )
+        .await?;
         let marker = marker.map(str::to_owned);
         let page = self
             .blocking(move |s| s.list_users(&prefix, marker.as_deref(), max))
@@ -207,7 +210,8 @@ impl Broker {
             caller,
             "iam:DeleteUser",
             &self.arn_for(&name, found.as_ref()),
-        )?;
+        )
+        .await?;
         if found.is_none() {
             return Err(Self::no_such_user(&name));
         }
@@ -243,7 +247,8 @@ impl Broker {
             Some(n) => {
                 let name = UserName::parse(n)?;
                 let found = self.find_user(&name).await?;
-                self.authorize(caller, action, &self.arn_for(&name, found.as_ref()))?;
+                self.authorize(caller, action, &self.arn_for(&name, found.as_ref()))
+                    .await?;
                 let u = found.ok_or_else(|| Self::no_such_user(&name))?;
                 KeyTarget {
                     owner: OwnerRef::User(u.id.clone()),
@@ -252,7 +257,7 @@ impl Broker {
                 }
             }
         };
-        self.authorize(caller, action, &target.arn)?;
+        self.authorize(caller, action, &target.arn).await?;
         Ok(target)
     }
 

@@ -188,7 +188,8 @@ impl Broker {
             None => IamPath::root(),
         };
         let serial = format!("arn:aws:iam::{}:mfa{}{name}", self.account, path.as_str());
-        self.authorize(caller, "iam:CreateVirtualMFADevice", &serial)?;
+        self.authorize(caller, "iam:CreateVirtualMFADevice", &serial)
+            .await?;
         let seed = Seed::generate().map_err(BrokerError::internal)?;
         let params = TotpParams::AWS;
         let label = format!("{name}@{}", self.account);
@@ -235,7 +236,8 @@ impl Broker {
             caller,
             "iam:ImportHardwareMFADevices",
             &format!("arn:aws:iam::{}:mfa/*", self.account),
-        )?;
+        )
+        .await?;
         let tokens = crate::mfa::parse_seed_file(seed_file)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         let now = self.clock.now();
@@ -385,7 +387,8 @@ impl Broker {
         serial: &str,
     ) -> Result<(), BrokerError> {
         check_serial(serial)?;
-        self.authorize(caller, "iam:DeleteVirtualMFADevice", serial)?;
+        self.authorize(caller, "iam:DeleteVirtualMFADevice", serial)
+            .await?;
         let serial = serial.to_owned();
         self.blocking(move |s| s.delete_virtual_mfa_device(&serial))
             .await
@@ -427,7 +430,8 @@ impl Broker {
             caller,
             "iam:ListVirtualMFADevices",
             &format!("arn:aws:iam::{}:mfa/*", self.account),
-        )?;
+        )
+        .await?;
         let devices = self
             .blocking(move |s| s.list_virtual_mfa_devices(filter))
             .await?;

@@ -8,12 +8,14 @@ pub mod audit;
 mod auth;
 mod iam;
 mod mfa;
+mod policies;
 mod report;
 mod sts;
 
 pub use auth::SignedCall;
 pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
 pub use mfa::{CreatedVirtualDevice, DeviceView, MfaProof, OTP_ISSUER, mfa_failed};
+pub use policies::{AuthorizeAnswer, SimulationResult, source_type_name};
 pub use report::{CredentialReport, RootRecovery};
 pub use sts::{IssuedCredentials, SessionKeys};
 
@@ -113,6 +115,7 @@ pub struct Broker {
     settings: BrokerSettings,
     audit: AuditSink,
     sessions: SessionKeys,
+    policy_cache: policies::PolicyCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -142,6 +145,7 @@ impl Broker {
             settings,
             audit,
             sessions,
+            policy_cache: policies::PolicyCache::default(),
         }
     }
 
@@ -210,38 +214,6 @@ impl Broker {
             .await;
     }
 
-    /// Interim authorization until the policy engine lands: root may do everything; an IAM user
-    /// may ask who it is, get session credentials, assume roles, manage its own access keys and
-    /// list its own MFA devices; a role session may ask who it is and chain into another role.
-    /// AWS's limits on GetSessionToken credentials apply on top (`temporary_credential_limits`).
-    fn authorize(&self, caller: &Caller, action: &str, resource: &str) -> Result<(), BrokerError> {
-        Self::temporary_credential_limits(caller, action)?;
-        let allowed = match &caller.principal {
-            Principal::Root => true,
-            Principal::User(_) => {
-                matches!(
-                    action,
-                    "sts:GetCallerIdentity" | "sts:GetSessionToken" | "sts:AssumeRole"
-                ) || (matches!(
-                    action,
-                    "iam:CreateAccessKey"
-                        | "iam:ListAccessKeys"
-                        | "iam:UpdateAccessKey"
-                        | "iam:DeleteAccessKey"
-                        | "iam:ListMFADevices"
-                ) && resource == caller.arn)
-            }
-            Principal::AssumedRole { .. } => {
-                matches!(action, "sts:GetCallerIdentity" | "sts:AssumeRole")
-            }
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(BrokerError::access_denied(&caller.arn, action, resource))
-        }
-    }
-
     /// AWS's rules for GetSessionToken credentials: no IAM action unless the session has MFA
     /// (AWS answers `InvalidClientTokenId` there), and no STS action but `AssumeRole` and
     /// `GetCallerIdentity` (and the broker's own `Authorize`).
@@ -276,11 +248,11 @@ impl Broker {
     }
 
     /// `GetCallerIdentity`: the account, ARN and user id of the caller.
-    pub fn get_caller_identity(
+    pub async fn get_caller_identity(
         &self,
         caller: &Caller,
     ) -> Result<(String, String, String), BrokerError> {
-        self.authorize(caller, "sts:GetCallerIdentity", "*")?;
+        self.authorize(caller, "sts:GetCallerIdentity", "*").await?;
         Ok((
             self.account.to_string(),
             caller.arn.clone(),

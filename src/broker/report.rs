@@ -82,7 +82,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<BTreeMap<String, i64>, BrokerError> {
-        self.authorize(caller, "iam:GetAccountSummary", "*")?;
+        self.authorize(caller, "iam:GetAccountSummary", "*").await?;
         let c = self.blocking(|s| s.account_counts()).await?;
         let mut m = BTreeMap::new();
         m.insert("Users".to_owned(), c.users);
@@ -149,7 +149,8 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<&'static str, BrokerError> {
-        self.authorize(caller, "iam:GenerateCredentialReport", "*")?;
+        self.authorize(caller, "iam:GenerateCredentialReport", "*")
+            .await?;
         let now = self.clock.now();
         let existing = self.blocking(|s| s.credential_report()).await?;
         if existing.is_some_and(|(at, _)| now - at < REPORT_REUSE) {
@@ -172,7 +173,8 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<CredentialReport, BrokerError> {
-        self.authorize(caller, "iam:GetCredentialReport", "*")?;
+        self.authorize(caller, "iam:GetCredentialReport", "*")
+            .await?;
         let (generated, csv) = self.blocking(|s| s.credential_report()).await?.ok_or_else(|| {
             BrokerError::new(
                 AwsCode::ReportNotPresent,

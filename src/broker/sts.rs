@@ -324,7 +324,7 @@ impl Broker {
         code: Option<&str>,
     ) -> Result<IssuedCredentials, BrokerError> {
         const ACTION: &str = "sts:GetSessionToken";
-        self.authorize(caller, ACTION, "*")?;
+        self.authorize(caller, ACTION, "*").await?;
         let is_root = matches!(caller.principal, Principal::Root);
         let seconds = match duration {
             None if is_root => 3600,
@@ -439,7 +439,7 @@ impl Broker {
                 return Err(duration_error(d, "less than or equal to 43200"));
             }
         }
-        self.authorize(caller, ACTION, role_arn)?;
+        self.authorize(caller, ACTION, role_arn).await?;
         if matches!(caller.principal, Principal::Root) {
             return Err(BrokerError::new(
                 AwsCode::AccessDenied,
@@ -652,7 +652,7 @@ impl Broker {
             .into());
         }
         let arn = format!("arn:aws:iam::{}:role{}{name}", self.account, path.as_str());
-        self.authorize(caller, "iam:CreateRole", &arn)?;
+        self.authorize(caller, "iam:CreateRole", &arn).await?;
         let role = Role {
             id: ids::generate_unique_id("AROA"),
             name,
@@ -684,7 +684,8 @@ impl Broker {
             caller,
             action,
             &found.as_ref().map_or(arn, |r| self.role_arn(r)),
-        )?;
+        )
+        .await?;
         found.ok_or_else(|| {
             BrokerError::new(
                 AwsCode::NoSuchEntity,
@@ -754,7 +755,7 @@ impl Broker {
                     Some(u) => ids::user_arn(&self.account, &u.path, &u.name),
                     None => ids::user_arn(&self.account, &IamPath::root(), &name),
                 };
-                self.authorize(caller, "iam:RevokeSessions", &arn)?;
+                self.authorize(caller, "iam:RevokeSessions", &arn).await?;
                 user.ok_or_else(|| {
                     BrokerError::new(
                         AwsCode::NoSuchEntity,
@@ -793,7 +794,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<(String, String), BrokerError> {
-        self.authorize(caller, "iam:RotateSigningKey", "*")?;
+        self.authorize(caller, "iam:RotateSigningKey", "*").await?;
         let now = self.clock.now();
         let fresh =
             credentials::new_signing_key(&self.master, now).map_err(BrokerError::internal)?;

@@ -1,9 +1,11 @@
 //! `iam.v1.IamService`.
 
 use super::{Services, timestamp};
-use crate::broker::{AccessKeyView, DeviceView, UserView};
+use crate::broker::{AccessKeyView, DeviceView, SimulationResult, UserView, source_type_name};
+use crate::policy::{ContextEntry, Decision, EvalDecision, MatchedStatement};
 use crate::proto::iam::v1 as pb;
 use crate::proto::iam::v1::iam_service_server::IamService;
+use crate::store::{ManagedPolicy, PrincipalKind};
 use tonic::{Request, Response, Status};
 
 fn user_pb(u: UserView) -> pb::User {
@@ -61,8 +63,472 @@ fn instant(t: Option<&prost_types::Timestamp>) -> Option<time::OffsetDateTime> {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
 }
 
+fn policy_pb(p: ManagedPolicy) -> pb::Policy {
+    pb::Policy {
+        policy_name: p.name.to_string(),
+        policy_id: p.id,
+        arn: p.arn,
+        path: p.path.as_str().to_owned(),
+        default_version_id: "v1".to_owned(),
+        attachment_count: i32::try_from(p.attachment_count).unwrap_or(i32::MAX),
+        is_attachable: true,
+        description: p.description,
+        create_date: Some(timestamp(p.created)),
+        update_date: Some(timestamp(p.updated)),
+        policy_document: p.document,
+    }
+}
+
+pub(super) fn entries(list: &[pb::ContextEntry]) -> Vec<ContextEntry> {
+    list.iter()
+        .map(|e| ContextEntry {
+            context_key_name: e.context_key_name.clone(),
+            context_key_values: e.context_key_values.clone(),
+            context_key_type: e.context_key_type.clone(),
+        })
+        .collect()
+}
+
+pub(super) fn decision_pb(d: EvalDecision) -> i32 {
+    match d {
+        EvalDecision::Allowed => pb::EvalDecision::Allowed as i32,
+        EvalDecision::ExplicitDeny => pb::EvalDecision::ExplicitDeny as i32,
+        EvalDecision::ImplicitDeny => pb::EvalDecision::ImplicitDeny as i32,
+    }
+}
+
+fn position(p: Option<crate::policy::Position>) -> Option<pb::Position> {
+    p.map(|p| pb::Position {
+        line: i32::try_from(p.line).unwrap_or(i32::MAX),
+        column: i32::try_from(p.column).unwrap_or(i32::MAX),
+    })
+}
+
+pub(super) fn statements_pb(d: &Decision) -> Vec<pb::Statement> {
+    d.matched
+        .iter()
+        .map(|m: &MatchedStatement| pb::Statement {
+            source_policy_id: m.source_policy_id.clone(),
+            source_policy_type: source_type_name(m.source_type).to_owned(),
+            start_position: position(m.start),
+            end_position: position(m.end),
+            sid: m.sid.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn simulation_pb(results: Vec<SimulationResult>) -> pb::SimulatePolicyResponse {
+    pb::SimulatePolicyResponse {
+        evaluation_results: results
+            .into_iter()
+            .map(|r| pb::EvaluationResult {
+                eval_decision: decision_pb(r.decision.effect),
+                matched_statements: statements_pb(&r.decision),
+                eval_action_name: r.action,
+                eval_resource_name: r.resource,
+                missing_context_values: Vec::new(),
+            })
+            .collect(),
+        is_truncated: false,
+        marker: None,
+    }
+}
+
 #[tonic::async_trait]
 impl IamService for Services {
+    async fn create_group(
+        &self,
+        req: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::CreateGroupResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .create_group(c, &m.group_name, m.path.as_deref())
+            .await
+            .map(|(g, arn)| pb::CreateGroupResponse {
+                group: Some(pb::Group {
+                    path: g.path.as_str().to_owned(),
+                    group_name: g.name.to_string(),
+                    group_id: g.id,
+                    arn,
+                    create_date: Some(timestamp(g.created)),
+                }),
+            }))
+    }
+
+    async fn get_group(
+        &self,
+        req: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .get_group(c, &m.group_name)
+            .await
+            .map(|(g, arn, users)| pb::GetGroupResponse {
+                group: Some(pb::Group {
+                    path: g.path.as_str().to_owned(),
+                    group_name: g.name.to_string(),
+                    group_id: g.id,
+                    arn,
+                    create_date: Some(timestamp(g.created)),
+                }),
+                users: users.into_iter().map(user_pb).collect(),
+            }))
+    }
+
+    async fn delete_group(
+        &self,
+        req: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .delete_group(c, &m.group_name)
+            .await
+            .map(|()| pb::DeleteGroupResponse {}))
+    }
+
+    async fn add_user_to_group(
+        &self,
+        req: Request<pb::AddUserToGroupRequest>,
+    ) -> Result<Response<pb::AddUserToGroupResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .group_membership(c, &m.group_name, &m.user_name, true)
+            .await
+            .map(|()| pb::AddUserToGroupResponse {}))
+    }
+
+    async fn remove_user_from_group(
+        &self,
+        req: Request<pb::RemoveUserFromGroupRequest>,
+    ) -> Result<Response<pb::RemoveUserFromGroupResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .group_membership(c, &m.group_name, &m.user_name, false)
+            .await
+            .map(|()| pb::RemoveUserFromGroupResponse {}))
+    }
+
+    async fn create_policy(
+        &self,
+        req: Request<pb::CreatePolicyRequest>,
+    ) -> Result<Response<pb::CreatePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .create_policy(
+                c,
+                &m.policy_name,
+                &m.policy_document,
+                m.path.as_deref(),
+                m.description.as_deref()
+            )
+            .await
+            .map(|p| pb::CreatePolicyResponse {
+                policy: Some(policy_pb(p))
+            }))
+    }
+
+    async fn get_policy(
+        &self,
+        req: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .get_policy(c, &m.policy_arn)
+            .await
+            .map(|p| pb::GetPolicyResponse {
+                policy: Some(policy_pb(p))
+            }))
+    }
+
+    async fn delete_policy(
+        &self,
+        req: Request<pb::DeletePolicyRequest>,
+    ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .delete_policy(c, &m.policy_arn)
+            .await
+            .map(|()| pb::DeletePolicyResponse {}))
+    }
+
+    async fn list_policies(
+        &self,
+        req: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .list_policies(
+                c,
+                m.scope.as_deref(),
+                m.only_attached.unwrap_or(false),
+                m.path_prefix.as_deref()
+            )
+            .await
+            .map(|ps| pb::ListPoliciesResponse {
+                policies: ps.into_iter().map(policy_pb).collect(),
+                is_truncated: false,
+                marker: None,
+            }))
+    }
+
+    async fn attach_user_policy(
+        &self,
+        req: Request<pb::AttachUserPolicyRequest>,
+    ) -> Result<Response<pb::AttachUserPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::User, &m.user_name, &m.policy_arn, true)
+            .await
+            .map(|()| pb::AttachUserPolicyResponse {}))
+    }
+
+    async fn attach_group_policy(
+        &self,
+        req: Request<pb::AttachGroupPolicyRequest>,
+    ) -> Result<Response<pb::AttachGroupPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::Group, &m.group_name, &m.policy_arn, true)
+            .await
+            .map(|()| pb::AttachGroupPolicyResponse {}))
+    }
+
+    async fn attach_role_policy(
+        &self,
+        req: Request<pb::AttachRolePolicyRequest>,
+    ) -> Result<Response<pb::AttachRolePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::Role, &m.role_name, &m.policy_arn, true)
+            .await
+            .map(|()| pb::AttachRolePolicyResponse {}))
+    }
+
+    async fn detach_user_policy(
+        &self,
+        req: Request<pb::DetachUserPolicyRequest>,
+    ) -> Result<Response<pb::DetachUserPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::User, &m.user_name, &m.policy_arn, false)
+            .await
+            .map(|()| pb::DetachUserPolicyResponse {}))
+    }
+
+    async fn detach_group_policy(
+        &self,
+        req: Request<pb::DetachGroupPolicyRequest>,
+    ) -> Result<Response<pb::DetachGroupPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::Group, &m.group_name, &m.policy_arn, false)
+            .await
+            .map(|()| pb::DetachGroupPolicyResponse {}))
+    }
+
+    async fn detach_role_policy(
+        &self,
+        req: Request<pb::DetachRolePolicyRequest>,
+    ) -> Result<Response<pb::DetachRolePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .attachment(c, PrincipalKind::Role, &m.role_name, &m.policy_arn, false)
+            .await
+            .map(|()| pb::DetachRolePolicyResponse {}))
+    }
+
+    async fn list_attached_user_policies(
+        &self,
+        req: Request<pb::ListAttachedUserPoliciesRequest>,
+    ) -> Result<Response<pb::ListAttachedUserPoliciesResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .list_attached(c, PrincipalKind::User, &m.user_name)
+            .await
+            .map(|list| pb::ListAttachedUserPoliciesResponse {
+                attached_policies: list
+                    .into_iter()
+                    .map(|(policy_name, policy_arn)| pb::AttachedPolicy {
+                        policy_name,
+                        policy_arn
+                    })
+                    .collect(),
+                is_truncated: false,
+                marker: None,
+            }))
+    }
+
+    async fn put_user_policy(
+        &self,
+        req: Request<pb::PutUserPolicyRequest>,
+    ) -> Result<Response<pb::PutUserPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .put_inline(
+                c,
+                PrincipalKind::User,
+                &m.user_name,
+                &m.policy_name,
+                &m.policy_document
+            )
+            .await
+            .map(|()| pb::PutUserPolicyResponse {}))
+    }
+
+    async fn put_group_policy(
+        &self,
+        req: Request<pb::PutGroupPolicyRequest>,
+    ) -> Result<Response<pb::PutGroupPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .put_inline(
+                c,
+                PrincipalKind::Group,
+                &m.group_name,
+                &m.policy_name,
+                &m.policy_document
+            )
+            .await
+            .map(|()| pb::PutGroupPolicyResponse {}))
+    }
+
+    async fn put_role_policy(
+        &self,
+        req: Request<pb::PutRolePolicyRequest>,
+    ) -> Result<Response<pb::PutRolePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .put_inline(
+                c,
+                PrincipalKind::Role,
+                &m.role_name,
+                &m.policy_name,
+                &m.policy_document
+            )
+            .await
+            .map(|()| pb::PutRolePolicyResponse {}))
+    }
+
+    async fn get_user_policy(
+        &self,
+        req: Request<pb::GetUserPolicyRequest>,
+    ) -> Result<Response<pb::GetUserPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .get_inline(c, PrincipalKind::User, &m.user_name, &m.policy_name)
+            .await
+            .map(|(policy_name, policy_document)| {
+                pb::GetUserPolicyResponse {
+                    user_name: m.user_name.clone(),
+                    policy_name,
+                    policy_document,
+                }
+            }))
+    }
+
+    async fn get_group_policy(
+        &self,
+        req: Request<pb::GetGroupPolicyRequest>,
+    ) -> Result<Response<pb::GetGroupPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .get_inline(c, PrincipalKind::Group, &m.group_name, &m.policy_name)
+            .await
+            .map(|(policy_name, policy_document)| {
+                pb::GetGroupPolicyResponse {
+                    group_name: m.group_name.clone(),
+                    policy_name,
+                    policy_document,
+                }
+            }))
+    }
+
+    async fn get_role_policy(
+        &self,
+        req: Request<pb::GetRolePolicyRequest>,
+    ) -> Result<Response<pb::GetRolePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .get_inline(c, PrincipalKind::Role, &m.role_name, &m.policy_name)
+            .await
+            .map(|(policy_name, policy_document)| {
+                pb::GetRolePolicyResponse {
+                    role_name: m.role_name.clone(),
+                    policy_name,
+                    policy_document,
+                }
+            }))
+    }
+
+    async fn delete_user_policy(
+        &self,
+        req: Request<pb::DeleteUserPolicyRequest>,
+    ) -> Result<Response<pb::DeleteUserPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .delete_inline(c, PrincipalKind::User, &m.user_name, &m.policy_name)
+            .await
+            .map(|()| pb::DeleteUserPolicyResponse {}))
+    }
+
+    async fn delete_group_policy(
+        &self,
+        req: Request<pb::DeleteGroupPolicyRequest>,
+    ) -> Result<Response<pb::DeleteGroupPolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .delete_inline(c, PrincipalKind::Group, &m.group_name, &m.policy_name)
+            .await
+            .map(|()| pb::DeleteGroupPolicyResponse {}))
+    }
+
+    async fn delete_role_policy(
+        &self,
+        req: Request<pb::DeleteRolePolicyRequest>,
+    ) -> Result<Response<pb::DeleteRolePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .delete_inline(c, PrincipalKind::Role, &m.role_name, &m.policy_name)
+            .await
+            .map(|()| pb::DeleteRolePolicyResponse {}))
+    }
+
+    async fn simulate_custom_policy(
+        &self,
+        req: Request<pb::SimulateCustomPolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .simulate(
+                c,
+                None,
+                &m.policy_input_list,
+                &m.action_names,
+                &m.resource_arns,
+                &entries(&m.context_entries)
+            )
+            .await
+            .map(simulation_pb))
+    }
+
+    async fn simulate_principal_policy(
+        &self,
+        req: Request<pb::SimulatePrincipalPolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        handle!(self, req, |c, m| self
+            .broker
+            .simulate(
+                c,
+                Some(&m.policy_source_arn),
+                &m.policy_input_list,
+                &m.action_names,
+                &m.resource_arns,
+                &entries(&m.context_entries)
+            )
+            .await
+            .map(simulation_pb))
+    }
+
     async fn create_role(
         &self,
         req: Request<pb::CreateRoleRequest>,

@@ -4,6 +4,19 @@
 //! [`Services::begin`] (SigV4 authentication of the exact bytes sent) and [`Services::finish`]
 //! (audit, metrics, and the single error → status conversion of `status`).
 
+/// Authenticate, run one broker call, audit and convert: the body of every RPC.
+macro_rules! handle {
+    ($svc:ident, $req:ident, |$caller:ident, $m:ident| $body:expr) => {{
+        let call = $svc.begin($req).await?;
+        let result = {
+            let $caller = &call.caller;
+            let $m = &call.message;
+            $body
+        };
+        $svc.finish(&call, result).await
+    }};
+}
+
 mod authz;
 pub mod digest;
 mod iam;

@@ -77,6 +77,7 @@ impl SecurityTokenService for Services {
         let result =
             self.broker
                 .get_caller_identity(&call.caller)
+                .await
                 .map(|(account, arn, user_id)| GetCallerIdentityResponse {
                     account,
                     arn,

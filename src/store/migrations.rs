@@ -112,8 +112,54 @@ pub const MIGRATIONS: &[&str] = &[
         created_at           INTEGER NOT NULL
     ) STRICT;
     "#,
-];
+    // 4: groups, managed and inline policies, attachments.
+    r#"
+    CREATE TABLE groups (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        name_lower TEXT NOT NULL UNIQUE,
+        path       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
 
+    CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE RESTRICT,
+        user_id  TEXT NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+        PRIMARY KEY (group_id, user_id)
+    ) STRICT;
+    CREATE INDEX group_members_by_user ON group_members(user_id);
+
+    CREATE TABLE managed_policies (
+        id          TEXT PRIMARY KEY,
+        arn         TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL,
+        name_lower  TEXT NOT NULL UNIQUE,
+        path        TEXT NOT NULL,
+        document    TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) STRICT;
+
+    -- principal_kind: 'user', 'group' or 'role'; principal_id: that entity's unique id.
+    CREATE TABLE policy_attachments (
+        policy_id      TEXT NOT NULL REFERENCES managed_policies(id) ON DELETE RESTRICT,
+        principal_kind TEXT NOT NULL CHECK (principal_kind IN ('user', 'group', 'role')),
+        principal_id   TEXT NOT NULL,
+        PRIMARY KEY (policy_id, principal_kind, principal_id)
+    ) STRICT;
+    CREATE INDEX policy_attachments_by_principal ON policy_attachments(principal_kind, principal_id);
+
+    CREATE TABLE inline_policies (
+        principal_kind TEXT NOT NULL CHECK (principal_kind IN ('user', 'group', 'role')),
+        principal_id   TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        name_lower     TEXT NOT NULL,
+        document       TEXT NOT NULL,
+        PRIMARY KEY (principal_kind, principal_id, name_lower)
+    ) STRICT;
+    "#,
+];
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)

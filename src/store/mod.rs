@@ -7,6 +7,7 @@
 pub mod migrations;
 pub mod sqlite;
 mod sqlite_mfa;
+mod sqlite_policies;
 mod sqlite_sessions;
 
 use crate::ids::{AccessKeyId, IamPath, KeyStatus, UserName};
@@ -340,8 +341,123 @@ pub trait SessionStore {
     fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 }
 
+/// What a policy can be attached to or embedded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalKind {
+    User,
+    Group,
+    Role,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::Role => "role",
+        }
+    }
+}
+
+/// An IAM group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: crate::ids::GroupName,
+    pub path: IamPath,
+    pub created: OffsetDateTime,
+}
+
+/// A customer-managed policy (the broker keeps one version, `v1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub id: String,
+    pub arn: String,
+    pub name: crate::ids::PolicyName,
+    pub path: IamPath,
+    pub document: String,
+    pub description: String,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
+    /// How many principals it is attached to (filled by listings).
+    pub attachment_count: i64,
+}
+
+/// One policy document that applies to a principal, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectivePolicy {
+    /// The managed policy ARN, or the inline policy's name.
+    pub source_id: String,
+    /// `user`, `group`, `role` for inline policies; `user-managed` for managed ones.
+    pub source_type: &'static str,
+    pub document: String,
+}
+
+/// Groups, managed and inline policies, attachments.
+pub trait PolicyStore {
+    fn create_group(&self, group: &Group) -> Result<(), StoreError>;
+    fn get_group(&self, name: &crate::ids::GroupName) -> Result<Option<Group>, StoreError>;
+    fn group_members(&self, group_id: &str) -> Result<Vec<User>, StoreError>;
+    fn add_user_to_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError>;
+    fn remove_user_from_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError>;
+    /// Deletes an empty group with no policies (`DeleteConflict` otherwise).
+    fn delete_group(&self, group_id: &str) -> Result<(), StoreError>;
+    fn create_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), StoreError>;
+    fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError>;
+    /// Deletes an unattached policy (`DeleteConflict` otherwise).
+    fn delete_managed_policy(&self, arn: &str) -> Result<(), StoreError>;
+    fn list_managed_policies(
+        &self,
+        only_attached: bool,
+        path_prefix: &str,
+    ) -> Result<Vec<ManagedPolicy>, StoreError>;
+    fn attach_policy(
+        &self,
+        arn: &str,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<(), StoreError>;
+    fn detach_policy(
+        &self,
+        arn: &str,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<(), StoreError>;
+    /// (name, arn) of the managed policies attached to a principal.
+    fn attached_policies(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    fn put_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<(), StoreError>;
+    fn get_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    fn delete_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+    ) -> Result<(), StoreError>;
+    /// Every policy that applies to a user (its own and its groups') or a role.
+    fn effective_policies(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<Vec<EffectivePolicy>, StoreError>;
+}
+
 /// The broker's persistent state.
-pub trait Store: MfaStore + SessionStore + Send + Sync + 'static {
+pub trait Store: MfaStore + SessionStore + PolicyStore + Send + Sync + 'static {
     /// A value from the key/value metadata table.
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -288,6 +288,27 @@ impl Store for SqliteStore {
                 "Cannot delete entity, must remove MFA device first.".into(),
             ));
         }
+        let attached: i64 = tx.query_row(
+            "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'user' AND principal_id = ?1)
+                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'user' AND principal_id = ?1)",
+            [&id],
+            |r| r.get(0),
+        )?;
+        if attached > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete entity, must delete policies first.".into(),
+            ));
+        }
+        let groups: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM group_members WHERE user_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        if groups > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete entity, must remove users from group first.".into(),
+            ));
+        }
         tx.execute("DELETE FROM mfa_lockout WHERE principal = ?1", [&id])?;
         tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
         tx.commit()?;

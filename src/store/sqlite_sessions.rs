@@ -178,13 +178,29 @@ impl SessionStore for SqliteStore {
     }
 
     fn delete_role(&self, name: &RoleName) -> Result<(), StoreError> {
-        let n = self.conn()?.execute(
-            "DELETE FROM roles WHERE name_lower = ?1",
-            [name.as_str().to_lowercase()],
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id: String = tx
+            .query_row(
+                "SELECT id FROM roles WHERE name_lower = ?1",
+                [name.as_str().to_lowercase()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| no_such_role(name))?;
+        let policies: i64 = tx.query_row(
+            "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'role' AND principal_id = ?1)
+                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'role' AND principal_id = ?1)",
+            [&id],
+            |r| r.get(0),
         )?;
-        if n == 0 {
-            return Err(no_such_role(name));
+        if policies > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete entity, must detach all policies first.".into(),
+            ));
         }
+        tx.execute("DELETE FROM roles WHERE id = ?1", [&id])?;
+        tx.commit()?;
         Ok(())
     }
 

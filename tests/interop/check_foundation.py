@@ -144,6 +144,13 @@ def _alice(ctx: Ctx, i: int = 0) -> Creds:
     return ctx.alice_keys[i]
 
 
+SELF_KEYS_POLICY = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+    '"Action":["iam:ListAccessKeys","iam:CreateAccessKey","iam:UpdateAccessKey","iam:DeleteAccessKey"],'
+    '"Resource":"arn:aws:iam::*:user/${aws:username}"}]}'
+)
+
+
 def check_g(ctx: Ctx, r: Results) -> None:
     b = ctx.broker
 
@@ -161,6 +168,11 @@ def check_g(ctx: Ctx, r: Results) -> None:
 
     def list_keys():
         alice = _alice(ctx)
+        # IAM's default deny: without a policy she may not even list her own keys.
+        expect_error(grpc.StatusCode.PERMISSION_DENIED, "AccessDenied",
+                     lambda: b.iam("ListAccessKeys", alice))
+        b.iam("PutUserPolicy", ctx.root, user_name="alice", policy_name="self",
+              policy_document=SELF_KEYS_POLICY)
         raw = b.raw_call(IAM, "ListAccessKeys", iam_pb2.ListAccessKeysRequest().SerializeToString(),
                          sign(b.host, f"/{IAM}/ListAccessKeys", b"", alice, "iam"))
         resp = iam_pb2.ListAccessKeysResponse.FromString(raw)
@@ -170,7 +182,7 @@ def check_g(ctx: Ctx, r: Results) -> None:
                f"user names {[m.user_name for m in resp.access_key_metadata]}")
         expect(alice.secret_access_key.encode() not in raw, "the secret is in the response bytes")
         return f"{ids}"
-    r.run("g3", "alice ListAccessKeys() lists her key, no secret", list_keys)
+    r.run("g3", "alice ListAccessKeys(): denied without a policy; with one, lists her key, no secret", list_keys)
 
 
 def check_h(ctx: Ctx, r: Results) -> None:

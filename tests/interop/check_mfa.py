@@ -23,6 +23,7 @@ import csv
 import glob
 import hashlib
 import io
+import json
 import os
 import re
 import secrets
@@ -145,29 +146,6 @@ def create_virtual(ctx: MfaCtx, name: str) -> Token:
     return tok
 
 
-class Unimplemented(Exception):
-    """A call the check depends on is not served by this broker (yet): noted, counted neither way."""
-
-
-def run_unless_unimplemented(r: Results, cid: str, title: str, fn) -> None:
-    """Like r.run, but a check that raises Unimplemented is printed as a NOTE and not counted."""
-    try:
-        outcome = ("returned", fn())
-    except Unimplemented as e:
-        r.note(cid, f"SKIPPED {title}: {e}")
-        return
-    except BaseException as e:  # noqa: BLE001 - handed to r.run below, which reports it
-        if not isinstance(e, Exception):
-            raise
-        outcome = ("raised", e)
-
-    def replay():
-        if outcome[0] == "raised":
-            raise outcome[1]
-        return outcome[1]
-    r.run(cid, title, replay)
-
-
 def near_now(ts, slack: float = 300) -> bool:
     return ts.seconds > 0 and abs(ts.seconds - time.time()) < slack
 
@@ -252,13 +230,16 @@ def check_m2(ctx: MfaCtx, r: Results) -> None:
 
     def listed_by_carol():
         tok = need_token(ctx, "carol-phone")
+        ctx.broker.iam("PutUserPolicy", ctx.root, user_name="carol", policy_name="own-mfa",
+                       policy_document='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                       '"Action":"iam:ListMFADevices","Resource":"arn:aws:iam::*:user/${aws:username}"}]}')
         devs = mfa_serials(ctx, need_carol(ctx))
         expect([d.serial_number for d in devs] == [tok.serial],
                f"carol's own list: {[d.serial_number for d in devs]}")
         expect(devs[0].user_name == "carol" and near_now(devs[0].enable_date),
                f"{devs[0].user_name!r} {devs[0].enable_date.ToJsonString()}")
         return tok.serial
-    r.run("m2d", "carol's own ListMfaDevices() (signed with her key) shows it", listed_by_carol)
+    r.run("m2d", "carol's own ListMfaDevices() (signed with her key, under a self-service policy) shows it", listed_by_carol)
 
 
 def check_m3(ctx: MfaCtx, r: Results) -> None:
@@ -399,26 +380,35 @@ def check_m5(ctx: MfaCtx, r: Results) -> None:
         if "resynced" not in state:
             raise CheckFailed("not resynced (m5d failed)")
         s = state["resynced"]
-        # One code for s+6: outside ±1 of the clock, but the next step of a device re-centred on
+        # One code for s+6: outside +-1 of the clock, but the next step of a device re-centred on
         # its latest resync code (s+5), so only a recorded drift lets it through. (This assumes the
-        # drift is measured on the second, newer code; RFC 6238 §6 leaves that open.)
+        # drift is measured on the second, newer code; RFC 6238 section 6 leaves that open.)
+        # Control first: a code for s+9 is outside both the clock's window and the re-centred one
+        # (s+4..s+7 at the latest), so a broker that accepted any well-formed code fails here.
         expect(step_now() in (s, s + 1), "timing: too many steps since the resync")
+
+        def gst(code):
+            return b.call(STS, "GetSessionToken",
+                          sts_pb2.GetSessionTokenRequest(serial_number=tok.serial, token_code=code),
+                          sts_pb2.GetSessionTokenResponse, need_carol(ctx))
+        far = tok.code(s + 9)
+        ctx.codes.add(far)
+        e = expect_error(grpc.StatusCode.PERMISSION_DENIED, "AccessDenied", lambda: gst(far),
+                         message_contains="MultiFactorAuthentication failed")
         tc = tok.code(s + 6)
         ctx.codes.add(tc)
-        try:
-            resp = b.call(STS, "GetSessionToken",
-                          sts_pb2.GetSessionTokenRequest(serial_number=tok.serial, token_code=tc),
-                          sts_pb2.GetSessionTokenResponse, need_carol(ctx))
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
-                raise Unimplemented(f"GetSessionToken answers UNIMPLEMENTED ({err.details()!r}), so "
-                                    "the re-centring after ResyncMfaDevice cannot be observed")
-            raise
-        expect(bool(resp.credentials.session_token), "no session token")
-        ctx.secrets["carol's session secret"] = resp.credentials.secret_access_key
-        return "GetSessionToken with the code for resync step + 6 accepted"
-    run_unless_unimplemented(
-        r, "m5e", "after the resync, carol's GetSessionToken with a code 6 steps ahead works", recentred)
+        resp = gst(tc)
+        c = resp.credentials
+        expect(bool(c.session_token), "no session token")
+        ctx.secrets["carol's session secret"] = c.secret_access_key
+        ctx.secrets["carol's session token"] = c.session_token
+        # The session records the MFA (API.md section 6): amr ["mfa"] in the token's claims.
+        payload = c.session_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expect(claims.get("amr") == ["mfa"], f"session token amr {claims.get('amr')!r}")
+        return f"resync step + 9: {e.reason}; resync step + 6: accepted, session carries amr"
+    r.run("m5e", "after the resync, carol's GetSessionToken with a code 6 steps ahead works "
+                 "(9 ahead does not)", recentred)
 
     def delete():
         tok = need_token(ctx, "carol-backup")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cross-language conformance checks: drives a real `sts-broker serve` from Python (grpcio, botocore's
-# SigV4 signer, grpcio-status, pyotp), as a new user of the broker would. Runs check_foundation.py
-# and check_mfa.py (shared helpers in broker_harness.py), each against its own fresh broker; exits
-# non-zero if either fails; the last line is the combined `N passed, M failed`.
+# SigV4 signer, grpcio-status, pyotp, PyJWT), as a new user of the broker would. Runs
+# check_foundation.py, check_mfa.py and check_sessions.py (shared helpers in broker_harness.py),
+# each against its own fresh broker; exits non-zero if any fails; the last line is the combined
+# `N passed, M failed`.
 #
 #   bash tests/interop/run.sh
 #
@@ -93,7 +94,7 @@ keep=()
 rc=0
 total_passed=0
 total_failed=0
-for script in check_foundation.py check_mfa.py; do
+for script in check_foundation.py check_mfa.py check_sessions.py; do
     summary="$tmp/summary.${script%.py}"
     script_rc=0
     echo "== $script"

@@ -418,6 +418,14 @@ async fn users_manage_only_their_own_keys_and_at_most_two() {
     create_user(&app.client, "bob").await.unwrap();
     let alice1 = create_key(&app.client, Some("alice")).await.unwrap();
     let as_alice = app.as_(&alice1);
+    // No policy, no permission (IAM's default deny)...
+    assert_error(
+        list_keys(&as_alice, None).await,
+        Code::PermissionDenied,
+        "AccessDenied",
+    );
+    // ...until she may manage her own keys.
+    put_user_policy(&app.client, "alice", "self", SELF_MANAGE_POLICY).await;
 
     // Her own second key, without naming herself.
     let alice2 = create_key(&as_alice, None).await.unwrap();

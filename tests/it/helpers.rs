@@ -148,3 +148,31 @@ pub fn totp_at_step(seed_b32: &str, step: i64) -> String {
 pub fn step_of(t: i64) -> i64 {
     t.div_euclid(30)
 }
+
+/// Lets a user manage its own access keys and list its own MFA devices, the AWS way
+/// (`${aws:username}` in the resource).
+pub const SELF_MANAGE_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [{
+    "Sid": "OwnKeysAndDevices",
+    "Effect": "Allow",
+    "Action": ["iam:CreateAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey", "iam:DeleteAccessKey", "iam:ListMFADevices"],
+    "Resource": "arn:aws:iam::*:user/${aws:username}"
+  }]
+}"#;
+
+/// Root puts an inline policy on a user.
+pub async fn put_user_policy(c: &sts_broker::client::Client, user: &str, name: &str, doc: &str) {
+    use sts_broker::proto::iam::v1 as iam;
+    let req = c
+        .signed(
+            "/iam.v1.IamService/PutUserPolicy",
+            iam::PutUserPolicyRequest {
+                user_name: user.into(),
+                policy_name: name.into(),
+                policy_document: doc.into(),
+            },
+        )
+        .unwrap();
+    c.iam().put_user_policy(req).await.unwrap();
+}

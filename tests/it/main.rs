@@ -6,4 +6,5 @@ mod cli;
 mod foundation;
 mod helpers;
 mod mfa;
+mod policies;
 mod sessions;

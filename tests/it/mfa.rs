@@ -299,7 +299,8 @@ async fn a_virtual_device_is_created_enabled_and_listed() {
     assert_eq!(listed[0].serial_number, d.serial_number);
     assert_eq!(listed[0].user_name, "alice");
     assert!(listed[0].enable_date.is_some());
-    // Alice may list her own devices.
+    // Alice may list her own devices once a policy lets her.
+    put_user_policy(&app.client, "alice", "self", SELF_MANAGE_POLICY).await;
     assert_eq!(list_devices(&app.as_(&alice.creds), None).await.len(), 1);
 
     // The same two codes again: refused even after the device is freed, because those steps are used.

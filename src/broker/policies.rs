@@ -1,0 +1,845 @@
+//! Authorization by IAM policies, and their management.
+//!
+//! Every call is decided by the policy engine (`crate::policy`) with the request context of
+//! API.md section 7: default deny, an explicit Deny wins, the identity policies of the user (its
+//! own and its groups', inline and managed) or of the role, intersected with a role session's
+//! session policy. The root user is always allowed. As in AWS, `sts:GetCallerIdentity` and
+//! `sts:GetSessionToken` need no permission, and `sts:AssumeRole` within the account is decided
+//! by the role's trust policy unless an identity policy explicitly denies it.
+//!
+//! Compiled policy sets are cached per principal and the whole cache is dropped on any change to
+//! policies, attachments or group membership, so a decision never uses a stale document.
+
+use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
+use crate::error::{AwsCode, BrokerError};
+use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
+use crate::policy::{
+    self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
+    PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
+};
+use crate::store::{Group, ManagedPolicy, PrincipalKind};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use time::OffsetDateTime;
+
+/// Compiled identity policies per principal (`user:ID`, `role:ID`).
+#[derive(Default)]
+pub struct PolicyCache {
+    sets: RwLock<HashMap<String, Arc<Vec<PolicySource>>>>,
+}
+
+impl std::fmt::Debug for PolicyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyCache")
+    }
+}
+
+/// One evaluated (action, resource) pair of a simulation.
+#[derive(Debug, Clone)]
+pub struct SimulationResult {
+    pub action: String,
+    pub resource: String,
+    pub decision: Decision,
+}
+
+/// The answer to `Authorize`.
+#[derive(Debug, Clone)]
+pub struct AuthorizeAnswer {
+    pub decision: Decision,
+    pub principal_arn: String,
+    pub mfa_present: bool,
+    pub mfa_age_seconds: Option<i64>,
+}
+
+/// Context keys only the broker may set: a resource server's `Authorize` cannot supply them.
+const BROKER_OWNED_KEYS: &[&str] = &[
+    policy::keys::MULTI_FACTOR_AUTH_PRESENT,
+    policy::keys::MULTI_FACTOR_AUTH_AGE,
+    policy::keys::TOKEN_ISSUE_TIME,
+    policy::keys::CURRENT_TIME,
+    policy::keys::EPOCH_TIME,
+    policy::keys::PRINCIPAL_ARN,
+    policy::keys::PRINCIPAL_ACCOUNT,
+    policy::keys::PRINCIPAL_TYPE,
+    policy::keys::USERID,
+    policy::keys::USERNAME,
+];
+
+fn source_type(stored: &str) -> (SourceType, PolicyKind) {
+    match stored {
+        "user" => (SourceType::User, PolicyKind::UserInline),
+        "group" => (SourceType::Group, PolicyKind::GroupInline),
+        "role" => (SourceType::Role, PolicyKind::RoleInline),
+        _ => (SourceType::UserManaged, PolicyKind::Managed),
+    }
+}
+
+/// AWS's name for a source type in simulation and `Authorize` answers.
+pub fn source_type_name(t: SourceType) -> &'static str {
+    match t {
+        SourceType::User => "user",
+        SourceType::Group => "group",
+        SourceType::Role => "role",
+        SourceType::UserManaged => "user-managed",
+        SourceType::AwsManaged => "aws-managed",
+        SourceType::Resource | SourceType::Trust => "resource",
+        SourceType::Session => "none",
+    }
+}
+
+fn malformed(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string())
+}
+
+impl Broker {
+    /// Drops every cached policy set (after any policy, attachment or membership change).
+    fn invalidate_policies(&self) {
+        if let Ok(mut m) = self.policy_cache.sets.write() {
+            m.clear();
+        }
+    }
+
+    /// The compiled identity policies of a principal.
+    async fn policies_for(
+        &self,
+        principal: &Principal,
+    ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
+        let (kind, id) = match principal {
+            Principal::Root => return Ok(Arc::new(Vec::new())),
+            Principal::User(u) => (PrincipalKind::User, u.id.clone()),
+            Principal::AssumedRole { role, .. } => (PrincipalKind::Role, role.id.clone()),
+        };
+        let key = format!("{}:{id}", kind.as_str());
+        if let Some(hit) = self
+            .policy_cache
+            .sets
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(hit);
+        }
+        let stored = self
+            .blocking(move |s| s.effective_policies(kind, &id))
+            .await?;
+        let mut sources = Vec::with_capacity(stored.len());
+        for p in stored {
+            let (t, k) = source_type(p.source_type);
+            // SECURITY: a stored document that no longer parses fails the call closed.
+            let document = PolicyDocument::parse(&p.document, k).map_err(|e| {
+                BrokerError::internal(format!("stored policy {} does not parse: {e}", p.source_id))
+            })?;
+            sources.push(PolicySource {
+                id: p.source_id,
+                kind: t,
+                document: Arc::new(document),
+            });
+        }
+        let set = Arc::new(sources);
+        if let Ok(mut m) = self.policy_cache.sets.write() {
+            m.insert(key, Arc::clone(&set));
+        }
+        Ok(set)
+    }
+
+    /// The request context of a call: API.md section 7, with AWS's presence rules for the MFA
+    /// keys (absent for long-term keys; present/age for sessions).
+    pub(super) fn call_context(&self, caller: &Caller, now: OffsetDateTime) -> Context {
+        let mut ctx = self.request_context(caller, now);
+        if let Some(s) = &caller.session {
+            match s.mfa_auth_time() {
+                Some(t) => {
+                    ctx.insert(
+                        policy::keys::MULTI_FACTOR_AUTH_PRESENT,
+                        ContextValue::Bool(true),
+                    );
+                    ctx.insert(
+                        policy::keys::MULTI_FACTOR_AUTH_AGE,
+                        ContextValue::Numeric(Number::from_i64((now.unix_timestamp() - t).max(0))),
+                    );
+                }
+                None => ctx.insert(
+                    policy::keys::MULTI_FACTOR_AUTH_PRESENT,
+                    ContextValue::Bool(false),
+                ),
+            }
+        }
+        ctx
+    }
+
+    /// Evaluates a caller's policies for one action on one resource.
+    async fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        ctx: Context,
+    ) -> Result<Decision, BrokerError> {
+        let set = self.policies_for(&caller.principal).await?;
+        let session_policy = caller
+            .session
+            .as_ref()
+            .and_then(|s| s.claims.policy.as_deref())
+            .map(|p| PolicyDocument::parse(p, PolicyKind::Session))
+            .transpose()
+            .map_err(BrokerError::internal)?;
+        let request = Request {
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            principal_arn: caller.arn.clone(),
+            context: ctx,
+        };
+        Ok(match session_policy {
+            None => policy::evaluate(&set, &request),
+            Some(doc) => {
+                let mut all = (*set).clone();
+                all.push(PolicySource {
+                    id: "SessionPolicy".to_owned(),
+                    kind: SourceType::Session,
+                    document: Arc::new(doc),
+                });
+                policy::evaluate(&all, &request)
+            }
+        })
+    }
+
+    /// Authorizes `action` on `resource` for the caller, or says why not in AWS's words.
+    pub(super) async fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), BrokerError> {
+        Self::temporary_credential_limits(caller, action)?;
+        if matches!(action, "sts:GetCallerIdentity" | "sts:GetSessionToken")
+            || matches!(caller.principal, Principal::Root)
+        {
+            return Ok(());
+        }
+        let ctx = self.call_context(caller, self.clock.now());
+        let decision = self.decide(caller, action, resource, ctx).await?;
+        match decision.effect {
+            EvalDecision::Allowed => Ok(()),
+            EvalDecision::ExplicitDeny => Err(BrokerError::new(
+                AwsCode::AccessDenied,
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {resource} with an explicit deny in an identity-based policy",
+                    caller.arn
+                ),
+            )),
+            // Within the account the role's trust policy decides AssumeRole.
+            EvalDecision::ImplicitDeny if action == "sts:AssumeRole" => Ok(()),
+            EvalDecision::ImplicitDeny => Err(BrokerError::new(
+                AwsCode::AccessDenied,
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action",
+                    caller.arn
+                ),
+            )),
+        }
+    }
+
+    // ---------------------------------------------------------------- principals by name
+
+    fn arn(&self, kind: &str, path: &IamPath, name: &str) -> String {
+        format!(
+            "arn:aws:iam::{}:{kind}{}{name}",
+            self.account,
+            path.as_str()
+        )
+    }
+
+    /// Resolves a user, group or role by name to (unique id, ARN), authorizing `action` on it.
+    async fn principal_by_name(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        action: &str,
+    ) -> Result<(String, String), BrokerError> {
+        let field = match kind {
+            PrincipalKind::User => "userName",
+            PrincipalKind::Group => "groupName",
+            PrincipalKind::Role => "roleName",
+        };
+        if name.is_empty() {
+            return Err(required(field));
+        }
+        let found = match kind {
+            PrincipalKind::User => {
+                let n = UserName::parse(name)?;
+                self.blocking(move |s| s.get_user(&n))
+                    .await?
+                    .map(|u| (u.id.clone(), self.arn("user", &u.path, u.name.as_str())))
+            }
+            PrincipalKind::Group => {
+                let n = GroupName::parse(name)?;
+                self.blocking(move |s| s.get_group(&n))
+                    .await?
+                    .map(|g| (g.id.clone(), self.arn("group", &g.path, g.name.as_str())))
+            }
+            PrincipalKind::Role => {
+                let n = RoleName::parse(name)?;
+                self.blocking(move |s| s.get_role(&n))
+                    .await?
+                    .map(|r| (r.id.clone(), self.arn("role", &r.path, r.name.as_str())))
+            }
+        };
+        let arn = found.as_ref().map_or_else(
+            || self.arn(kind.as_str(), &IamPath::root(), name),
+            |(_, a)| a.clone(),
+        );
+        self.authorize(caller, action, &arn).await?;
+        found.ok_or_else(|| {
+            BrokerError::new(
+                AwsCode::NoSuchEntity,
+                format!("The {} with name {name} cannot be found.", kind.as_str()),
+            )
+        })
+    }
+
+    // ---------------------------------------------------------------- groups
+
+    /// `CreateGroup`.
+    pub async fn create_group(
+        &self,
+        caller: &Caller,
+        name: &str,
+        path: Option<&str>,
+    ) -> Result<(Group, String), BrokerError> {
+        if name.is_empty() {
+            return Err(required("groupName"));
+        }
+        let name = GroupName::parse(name)?;
+        let path = path
+            .map(|p| IamPath::parse("path", p))
+            .transpose()?
+            .unwrap_or_else(IamPath::root);
+        let arn = self.arn("group", &path, name.as_str());
+        self.authorize(caller, "iam:CreateGroup", &arn).await?;
+        let g = Group {
+            id: ids::generate_unique_id("AGPA"),
+            name,
+            path,
+            created: self.clock.now(),
+        };
+        let g2 = g.clone();
+        self.blocking(move |s| s.create_group(&g2)).await?;
+        Ok((g, arn))
+    }
+
+    /// `GetGroup`: the group and its members.
+    pub async fn get_group(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<(Group, String, Vec<UserView>), BrokerError> {
+        let (id, arn) = self
+            .principal_by_name(caller, PrincipalKind::Group, name, "iam:GetGroup")
+            .await?;
+        let n = GroupName::parse(name)?;
+        let group = self
+            .blocking(move |s| s.get_group(&n))
+            .await?
+            .ok_or_else(|| {
+                BrokerError::new(
+                    AwsCode::NoSuchEntity,
+                    format!("The group with name {name} cannot be found."),
+                )
+            })?;
+        let members = self.blocking(move |s| s.group_members(&id)).await?;
+        Ok((
+            group,
+            arn,
+            members.iter().map(|u| self.user_view(u)).collect(),
+        ))
+    }
+
+    /// `DeleteGroup`.
+    pub async fn delete_group(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
+        let (id, _) = self
+            .principal_by_name(caller, PrincipalKind::Group, name, "iam:DeleteGroup")
+            .await?;
+        self.blocking(move |s| s.delete_group(&id)).await
+    }
+
+    /// `AddUserToGroup` / `RemoveUserFromGroup`.
+    pub async fn group_membership(
+        &self,
+        caller: &Caller,
+        group: &str,
+        user: &str,
+        add: bool,
+    ) -> Result<(), BrokerError> {
+        let action = if add {
+            "iam:AddUserToGroup"
+        } else {
+            "iam:RemoveUserFromGroup"
+        };
+        let (gid, _) = self
+            .principal_by_name(caller, PrincipalKind::Group, group, action)
+            .await?;
+        if user.is_empty() {
+            return Err(required("userName"));
+        }
+        let n = UserName::parse(user)?;
+        let u = self
+            .blocking(move |s| s.get_user(&n))
+            .await?
+            .ok_or_else(|| {
+                BrokerError::new(
+                    AwsCode::NoSuchEntity,
+                    format!("The user with name {user} cannot be found."),
+                )
+            })?;
+        let uid = u.id;
+        if add {
+            self.blocking(move |s| s.add_user_to_group(&gid, &uid))
+                .await?;
+        } else {
+            self.blocking(move |s| s.remove_user_from_group(&gid, &uid))
+                .await?;
+        }
+        self.invalidate_policies();
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- managed policies
+
+    /// `CreatePolicy`.
+    pub async fn create_policy(
+        &self,
+        caller: &Caller,
+        name: &str,
+        document: &str,
+        path: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<ManagedPolicy, BrokerError> {
+        if name.is_empty() {
+            return Err(required("policyName"));
+        }
+        let name = PolicyName::parse(name)?;
+        let path = path
+            .map(|p| IamPath::parse("path", p))
+            .transpose()?
+            .unwrap_or_else(IamPath::root);
+        if document.is_empty() {
+            return Err(required("policyDocument"));
+        }
+        PolicyDocument::parse(document, PolicyKind::Managed).map_err(malformed)?;
+        let arn = self.arn("policy", &path, name.as_str());
+        self.authorize(caller, "iam:CreatePolicy", &arn).await?;
+        let now = self.clock.now();
+        let p = ManagedPolicy {
+            id: ids::generate_unique_id("ANPA"),
+            arn,
+            name,
+            path,
+            document: document.to_owned(),
+            description: description.unwrap_or_default().to_owned(),
+            created: now,
+            updated: now,
+            attachment_count: 0,
+        };
+        let p2 = p.clone();
+        self.blocking(move |s| s.create_managed_policy(&p2)).await?;
+        Ok(p)
+    }
+
+    fn check_policy_arn(arn: &str) -> Result<(), BrokerError> {
+        if arn.is_empty() {
+            return Err(required("policyArn"));
+        }
+        if !(20..=2048).contains(&arn.len()) || !arn.starts_with("arn:") {
+            return Err(ValidationError::new(
+                "policyArn",
+                arn,
+                "Member must be an ARN of length 20 to 2048",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `GetPolicy`.
+    pub async fn get_policy(
+        &self,
+        caller: &Caller,
+        arn: &str,
+    ) -> Result<ManagedPolicy, BrokerError> {
+        Self::check_policy_arn(arn)?;
+        self.authorize(caller, "iam:GetPolicy", arn).await?;
+        let a = arn.to_owned();
+        self.blocking(move |s| s.get_managed_policy(&a))
+            .await?
+            .ok_or_else(|| {
+                BrokerError::new(
+                    AwsCode::NoSuchEntity,
+                    format!("Policy {arn} does not exist or is not attachable."),
+                )
+            })
+    }
+
+    /// `DeletePolicy`: only an unattached policy.
+    pub async fn delete_policy(&self, caller: &Caller, arn: &str) -> Result<(), BrokerError> {
+        Self::check_policy_arn(arn)?;
+        self.authorize(caller, "iam:DeletePolicy", arn).await?;
+        let a = arn.to_owned();
+        self.blocking(move |s| s.delete_managed_policy(&a)).await?;
+        self.invalidate_policies();
+        Ok(())
+    }
+
+    /// `ListPolicies` (the broker has only customer-managed, `Local`, policies).
+    pub async fn list_policies(
+        &self,
+        caller: &Caller,
+        scope: Option<&str>,
+        only_attached: bool,
+        path_prefix: Option<&str>,
+    ) -> Result<Vec<ManagedPolicy>, BrokerError> {
+        let scope = scope.unwrap_or("All");
+        if !matches!(scope, "All" | "AWS" | "Local") {
+            return Err(ValidationError::new(
+                "scope",
+                scope,
+                "Member must satisfy enum value set: [All, AWS, Local]",
+            )
+            .into());
+        }
+        self.authorize(caller, "iam:ListPolicies", "*").await?;
+        if scope == "AWS" {
+            return Ok(Vec::new());
+        }
+        let prefix = path_prefix.unwrap_or("/").to_owned();
+        self.blocking(move |s| s.list_managed_policies(only_attached, &prefix))
+            .await
+    }
+
+    /// `Attach{User,Group,Role}Policy` / `Detach…Policy`.
+    pub async fn attachment(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        policy_arn: &str,
+        attach: bool,
+    ) -> Result<(), BrokerError> {
+        Self::check_policy_arn(policy_arn)?;
+        let verb = if attach { "Attach" } else { "Detach" };
+        let noun = match kind {
+            PrincipalKind::User => "User",
+            PrincipalKind::Group => "Group",
+            PrincipalKind::Role => "Role",
+        };
+        let (id, _) = self
+            .principal_by_name(caller, kind, name, &format!("iam:{verb}{noun}Policy"))
+            .await?;
+        let arn = policy_arn.to_owned();
+        if attach {
+            self.blocking(move |s| s.attach_policy(&arn, kind, &id))
+                .await?;
+        } else {
+            self.blocking(move |s| s.detach_policy(&arn, kind, &id))
+                .await?;
+        }
+        self.invalidate_policies();
+        Ok(())
+    }
+
+    /// `ListAttachedUserPolicies` (and the group/role equivalents): (name, ARN) pairs.
+    pub async fn list_attached(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, BrokerError> {
+        let (id, _) = self
+            .principal_by_name(caller, kind, name, "iam:ListAttachedUserPolicies")
+            .await?;
+        self.blocking(move |s| s.attached_policies(kind, &id)).await
+    }
+
+    // ---------------------------------------------------------------- inline policies
+
+    fn inline_action(verb: &str, kind: PrincipalKind) -> String {
+        let noun = match kind {
+            PrincipalKind::User => "User",
+            PrincipalKind::Group => "Group",
+            PrincipalKind::Role => "Role",
+        };
+        format!("iam:{verb}{noun}Policy")
+    }
+
+    /// `Put{User,Group,Role}Policy`.
+    pub async fn put_inline(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        policy_name: &str,
+        document: &str,
+    ) -> Result<(), BrokerError> {
+        if policy_name.is_empty() {
+            return Err(required("policyName"));
+        }
+        let pname = PolicyName::parse(policy_name)?;
+        if document.is_empty() {
+            return Err(required("policyDocument"));
+        }
+        let doc_kind = match kind {
+            PrincipalKind::User => PolicyKind::UserInline,
+            PrincipalKind::Group => PolicyKind::GroupInline,
+            PrincipalKind::Role => PolicyKind::RoleInline,
+        };
+        PolicyDocument::parse(document, doc_kind).map_err(malformed)?;
+        let (id, _) = self
+            .principal_by_name(caller, kind, name, &Self::inline_action("Put", kind))
+            .await?;
+        let doc = document.to_owned();
+        self.blocking(move |s| s.put_inline_policy(kind, &id, pname.as_str(), &doc))
+            .await?;
+        self.invalidate_policies();
+        Ok(())
+    }
+
+    /// `Get{User,Group,Role}Policy`: (policy name, document).
+    pub async fn get_inline(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        policy_name: &str,
+    ) -> Result<(String, String), BrokerError> {
+        let pname = PolicyName::parse(policy_name)?;
+        let (id, _) = self
+            .principal_by_name(caller, kind, name, &Self::inline_action("Get", kind))
+            .await?;
+        self.blocking(move |s| s.get_inline_policy(kind, &id, pname.as_str()))
+            .await?
+            .ok_or_else(|| {
+                BrokerError::new(
+                    AwsCode::NoSuchEntity,
+                    format!(
+                        "The {} policy with name {policy_name} cannot be found.",
+                        kind.as_str()
+                    ),
+                )
+            })
+    }
+
+    /// `Delete{User,Group,Role}Policy`.
+    pub async fn delete_inline(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        policy_name: &str,
+    ) -> Result<(), BrokerError> {
+        let pname = PolicyName::parse(policy_name)?;
+        let (id, _) = self
+            .principal_by_name(caller, kind, name, &Self::inline_action("Delete", kind))
+            .await?;
+        self.blocking(move |s| s.delete_inline_policy(kind, &id, pname.as_str()))
+            .await?;
+        self.invalidate_policies();
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- simulation
+
+    /// `SimulateCustomPolicy` (`principal_arn` = None) and `SimulatePrincipalPolicy`.
+    pub async fn simulate(
+        &self,
+        caller: &Caller,
+        principal_arn: Option<&str>,
+        inputs: &[String],
+        actions: &[String],
+        resources: &[String],
+        entries: &[ContextEntry],
+    ) -> Result<Vec<SimulationResult>, BrokerError> {
+        let action = if principal_arn.is_some() {
+            "iam:SimulatePrincipalPolicy"
+        } else {
+            "iam:SimulateCustomPolicy"
+        };
+        self.authorize(caller, action, principal_arn.unwrap_or("*"))
+            .await?;
+        if actions.is_empty() {
+            return Err(required("actionNames"));
+        }
+        for a in actions {
+            policy::validate_action_name(a)
+                .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        }
+        if principal_arn.is_none() && inputs.is_empty() {
+            return Err(required("policyInputList"));
+        }
+        let mut sources = Vec::new();
+        if let Some(arn) = principal_arn {
+            sources.extend(self.policies_of_arn(arn).await?.iter().cloned());
+        }
+        for (i, text) in inputs.iter().enumerate() {
+            let doc = PolicyDocument::parse(text, PolicyKind::Managed).map_err(malformed)?;
+            sources.push(PolicySource {
+                id: format!("PolicyInputList.{}", i + 1),
+                kind: SourceType::UserManaged,
+                document: Arc::new(doc),
+            });
+        }
+        let context = Context::from_entries(entries)
+            .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        let resources: Vec<String> = if resources.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            resources.to_vec()
+        };
+        let mut out = Vec::with_capacity(actions.len() * resources.len());
+        for a in actions {
+            for r in &resources {
+                let request = Request {
+                    action: a.clone(),
+                    resource: r.clone(),
+                    principal_arn: principal_arn.unwrap_or_default().to_owned(),
+                    context: context.clone(),
+                };
+                out.push(SimulationResult {
+                    action: a.clone(),
+                    resource: r.clone(),
+                    decision: policy::evaluate(&sources, &request),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The identity policies of a user, group or role named by ARN.
+    async fn policies_of_arn(&self, arn: &str) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
+        let prefix = format!("arn:aws:iam::{}:", self.account);
+        let not_found = || {
+            BrokerError::new(
+                AwsCode::NoSuchEntity,
+                format!("The entity {arn} cannot be found."),
+            )
+        };
+        let rest = arn.strip_prefix(&prefix).ok_or_else(not_found)?;
+        let name = rest.rsplit('/').next().unwrap_or_default();
+        let (kind, id) = if rest.starts_with("user/") {
+            let n = UserName::parse(name)?;
+            (
+                PrincipalKind::User,
+                self.blocking(move |s| s.get_user(&n)).await?.map(|u| u.id),
+            )
+        } else if rest.starts_with("group/") {
+            let n = GroupName::parse(name)?;
+            (
+                PrincipalKind::Group,
+                self.blocking(move |s| s.get_group(&n)).await?.map(|g| g.id),
+            )
+        } else if rest.starts_with("role/") {
+            let n = RoleName::parse(name)?;
+            (
+                PrincipalKind::Role,
+                self.blocking(move |s| s.get_role(&n)).await?.map(|r| r.id),
+            )
+        } else {
+            return Err(not_found());
+        };
+        let id = id.ok_or_else(not_found)?;
+        let stored = self
+            .blocking(move |s| s.effective_policies(kind, &id))
+            .await?;
+        let mut sources = Vec::new();
+        for p in stored {
+            let (t, k) = source_type(p.source_type);
+            let doc = PolicyDocument::parse(&p.document, k).map_err(BrokerError::internal)?;
+            sources.push(PolicySource {
+                id: p.source_id,
+                kind: t,
+                document: Arc::new(doc),
+            });
+        }
+        Ok(Arc::new(sources))
+    }
+
+    // ---------------------------------------------------------------- Authorize
+
+    /// `Authorize`: the decision point for resource servers. The caller (a resource server) must
+    /// be allowed `sts:Authorize`; the token is verified (signature, expiry, revocation) and its
+    /// principal's policies decide, with the MFA facts from the token and the broker's clock.
+    /// Context entries from the resource server may add keys but never override the ones the
+    /// broker owns (MFA, time, principal).
+    pub async fn authorize_token(
+        &self,
+        caller: &Caller,
+        token: &str,
+        action: &str,
+        resource: &str,
+        entries: &[ContextEntry],
+    ) -> Result<AuthorizeAnswer, BrokerError> {
+        self.authorize(caller, "sts:Authorize", "*").await?;
+        if token.is_empty() {
+            return Err(required("sessionToken"));
+        }
+        if action.is_empty() {
+            return Err(required("action"));
+        }
+        policy::validate_action_name(action)
+            .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        if resource.is_empty() {
+            return Err(required("resource"));
+        }
+        let (principal, session) = self
+            .resolve_session(token, None)
+            .await
+            .map_err(|(e, _)| e)?;
+        let subject = Caller {
+            principal,
+            arn: session.claims.sub.clone(),
+            user_id: session.claims.uid.clone(),
+            access_key_id: crate::ids::AccessKeyId::parse(&session.claims.akid)?,
+            source: None,
+            session: Some(SessionInfo {
+                claims: session.claims.clone(),
+            }),
+        };
+        let now = self.clock.now();
+        let mfa_time = session.mfa_auth_time();
+        let mut ctx = self.call_context(&subject, now);
+        let extra = Context::from_entries(entries)
+            .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
+        for e in entries {
+            let key = e.context_key_name.as_str();
+            if BROKER_OWNED_KEYS
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(key))
+            {
+                continue;
+            }
+            if let Some(values) = extra.get(key) {
+                ctx.insert_list(key, values.to_vec());
+            }
+        }
+        let decision = if matches!(subject.principal, Principal::Root) {
+            Decision {
+                effect: EvalDecision::Allowed,
+                matched: Vec::<MatchedStatement>::new(),
+                undecidable: Vec::new(),
+            }
+        } else if Self::temporary_credential_limits(&subject, action).is_err() {
+            Decision {
+                effect: EvalDecision::ImplicitDeny,
+                matched: Vec::new(),
+                undecidable: Vec::new(),
+            }
+        } else {
+            self.decide(&subject, action, resource, ctx).await?
+        };
+        Ok(AuthorizeAnswer {
+            decision,
+            principal_arn: subject.arn,
+            mfa_present: mfa_time.is_some(),
+            mfa_age_seconds: mfa_time.map(|t| (now.unix_timestamp() - t).max(0)),
+        })
+    }
+}

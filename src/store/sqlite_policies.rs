@@ -1,0 +1,357 @@
+//! SQLite implementation of [`PolicyStore`]: groups, managed and inline policies, attachments.
+
+use super::sqlite::{SqliteStore, corrupt, from_ts, ts, user_from_row};
+use super::{EffectivePolicy, Group, ManagedPolicy, PolicyStore, PrincipalKind, StoreError, User};
+use crate::ids::{GroupName, IamPath, PolicyName};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+
+const POLICY_COLS: &str = "p.id, p.arn, p.name, p.path, p.document, p.description, p.created_at, \
+     p.updated_at, (SELECT COUNT(*) FROM policy_attachments a WHERE a.policy_id = p.id)";
+
+fn policy_from_row(r: &Row<'_>) -> rusqlite::Result<ManagedPolicy> {
+    let name: String = r.get(2)?;
+    let path: String = r.get(3)?;
+    Ok(ManagedPolicy {
+        id: r.get(0)?,
+        arn: r.get(1)?,
+        name: PolicyName::parse(&name).map_err(corrupt)?,
+        path: IamPath::parse("path", &path).map_err(corrupt)?,
+        document: r.get(4)?,
+        description: r.get(5)?,
+        created: from_ts(r.get(6)?),
+        updated: from_ts(r.get(7)?),
+        attachment_count: r.get(8)?,
+    })
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn no_such_policy(arn: &str) -> StoreError {
+    StoreError::NotFound(format!("Policy {arn} does not exist or is not attachable."))
+}
+
+impl PolicyStore for SqliteStore {
+    fn create_group(&self, g: &Group) -> Result<(), StoreError> {
+        let r = self.conn()?.execute(
+            "INSERT INTO groups (id, name, name_lower, path, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![g.id, g.name.as_str(), g.name.as_str().to_lowercase(), g.path.as_str(), ts(g.created)],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists(format!(
+                "Group with name {} already exists.",
+                g.name
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get_group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT id, name, path, created_at FROM groups WHERE name_lower = ?1",
+                [name.as_str().to_lowercase()],
+                |r| {
+                    let n: String = r.get(1)?;
+                    let p: String = r.get(2)?;
+                    Ok(Group {
+                        id: r.get(0)?,
+                        name: GroupName::parse(&n).map_err(corrupt)?,
+                        path: IamPath::parse("path", &p).map_err(corrupt)?,
+                        created: from_ts(r.get(3)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn group_members(&self, group_id: &str) -> Result<Vec<User>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT u.id, u.name, u.path, u.created_at FROM group_members m JOIN users u ON u.id = m.user_id
+             WHERE m.group_id = ?1 ORDER BY u.name_lower",
+        )?;
+        let rows = stmt.query_map([group_id], |r| user_from_row(r, 0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_user_to_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO group_members (group_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            [group_id, user_id],
+        )?;
+        Ok(())
+    }
+
+    fn remove_user_from_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+            [group_id, user_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(
+                "The user is not a member of the group.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn delete_group(&self, group_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let busy: i64 = tx.query_row(
+            "SELECT (SELECT COUNT(*) FROM group_members WHERE group_id = ?1)
+                  + (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'group' AND principal_id = ?1)
+                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'group' AND principal_id = ?1)",
+            [group_id],
+            |r| r.get(0),
+        )?;
+        if busy > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete entity, must remove users and policies from group first.".into(),
+            ));
+        }
+        tx.execute("DELETE FROM groups WHERE id = ?1", [group_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn create_managed_policy(&self, p: &ManagedPolicy) -> Result<(), StoreError> {
+        let r = self.conn()?.execute(
+            "INSERT INTO managed_policies (id, arn, name, name_lower, path, document, description, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                p.id,
+                p.arn,
+                p.name.as_str(),
+                p.name.as_str().to_lowercase(),
+                p.path.as_str(),
+                p.document,
+                p.description,
+                ts(p.created),
+                ts(p.updated)
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists(format!(
+                "A policy called {} already exists. Duplicate names are not allowed.",
+                p.name
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {POLICY_COLS} FROM managed_policies p WHERE p.arn = ?1"),
+                [arn],
+                policy_from_row,
+            )
+            .optional()?)
+    }
+
+    fn delete_managed_policy(&self, arn: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id: String = tx
+            .query_row(
+                "SELECT id FROM managed_policies WHERE arn = ?1",
+                [arn],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| no_such_policy(arn))?;
+        let n: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM policy_attachments WHERE policy_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        if n > 0 {
+            return Err(StoreError::DeleteConflict(
+                "Cannot delete a policy attached to entities.".into(),
+            ));
+        }
+        tx.execute("DELETE FROM managed_policies WHERE id = ?1", [&id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_managed_policies(
+        &self,
+        only_attached: bool,
+        path_prefix: &str,
+    ) -> Result<Vec<ManagedPolicy>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {POLICY_COLS} FROM managed_policies p
+             WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
+        ))?;
+        let rows = stmt.query_map([path_prefix], policy_from_row)?;
+        let all: Vec<ManagedPolicy> = rows.collect::<Result<_, _>>()?;
+        Ok(all
+            .into_iter()
+            .filter(|p| !only_attached || p.attachment_count > 0)
+            .collect())
+    }
+
+    fn attach_policy(
+        &self,
+        arn: &str,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        let id: String = conn
+            .query_row(
+                "SELECT id FROM managed_policies WHERE arn = ?1",
+                [arn],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| no_such_policy(arn))?;
+        conn.execute(
+            "INSERT INTO policy_attachments (policy_id, principal_kind, principal_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![id, kind.as_str(), principal_id],
+        )?;
+        Ok(())
+    }
+
+    fn detach_policy(
+        &self,
+        arn: &str,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM policy_attachments WHERE principal_kind = ?2 AND principal_id = ?3
+               AND policy_id = (SELECT id FROM managed_policies WHERE arn = ?1)",
+            params![arn, kind.as_str(), principal_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("Policy {arn} was not found.")));
+        }
+        Ok(())
+    }
+
+    fn attached_policies(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT p.name, p.arn FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
+             WHERE a.principal_kind = ?1 AND a.principal_id = ?2 ORDER BY p.name_lower",
+        )?;
+        let rows = stmt.query_map([kind.as_str(), principal_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO inline_policies (principal_kind, principal_id, name, name_lower, document)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (principal_kind, principal_id, name_lower) DO UPDATE SET name = ?3, document = ?5",
+            params![kind.as_str(), principal_id, name, name.to_lowercase(), document],
+        )?;
+        Ok(())
+    }
+
+    fn get_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT name, document FROM inline_policies
+                 WHERE principal_kind = ?1 AND principal_id = ?2 AND name_lower = ?3",
+                params![kind.as_str(), principal_id, name.to_lowercase()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    fn delete_inline_policy(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2 AND name_lower = ?3",
+            params![kind.as_str(), principal_id, name.to_lowercase()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "The {} policy with name {name} cannot be found.",
+                kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    fn effective_policies(
+        &self,
+        kind: PrincipalKind,
+        principal_id: &str,
+    ) -> Result<Vec<EffectivePolicy>, StoreError> {
+        let conn = self.conn()?;
+        let mut owners = vec![(kind, principal_id.to_owned())];
+        if kind == PrincipalKind::User {
+            let mut stmt =
+                conn.prepare_cached("SELECT group_id FROM group_members WHERE user_id = ?1")?;
+            for g in stmt.query_map([principal_id], |r| r.get::<_, String>(0))? {
+                owners.push((PrincipalKind::Group, g?));
+            }
+        }
+        let mut out = Vec::new();
+        for (k, id) in owners {
+            let mut inline = conn.prepare_cached(
+                "SELECT name, document FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2",
+            )?;
+            for row in inline.query_map([k.as_str(), &id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                let (name, document) = row?;
+                out.push(EffectivePolicy {
+                    source_id: name,
+                    source_type: k.as_str(),
+                    document,
+                });
+            }
+            let mut managed = conn.prepare_cached(
+                "SELECT p.arn, p.document FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
+                 WHERE a.principal_kind = ?1 AND a.principal_id = ?2",
+            )?;
+            for row in managed.query_map([k.as_str(), &id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                let (arn, document) = row?;
+                out.push(EffectivePolicy {
+                    source_id: arn,
+                    source_type: "user-managed",
+                    document,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
