@@ -12,8 +12,7 @@ use crate::ids::{self, IamPath, ValidationError};
 use crate::mfa::totp::{self, ENABLE_WINDOW, RESYNC_WINDOW};
 use crate::mfa::{Seed, TotpCode, TotpParams};
 use crate::store::{
-    Assignment, AuditEvent, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaDevice, Outcome,
-    Owner, OwnerRef,
+    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaDevice, Owner, OwnerRef,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -534,18 +533,13 @@ impl Broker {
                 if reason == crate::store::MfaRefusal::Undecryptable {
                     tracing::error!(serial, "an MFA seed does not decrypt: damaged or moved row");
                 }
-                self.audit
-                    .record(AuditEvent {
-                        at: now,
-                        principal: Some(caller.arn.clone()),
-                        access_key_id: Some(caller.access_key_id.to_string()),
-                        action: action.to_owned(),
-                        source: caller.source.map(|s| s.to_string()),
-                        outcome: Outcome::Failure,
-                        error_code: Some(AwsCode::AccessDenied.as_str().to_owned()),
-                        detail: Some(format!("mfa refused: {}", reason.as_str())),
-                    })
-                    .await;
+                self.audit_caller(
+                    caller,
+                    action,
+                    Err(&mfa_failed()),
+                    Some(format!("mfa refused: {}", reason.as_str())),
+                )
+                .await;
                 Err(mfa_failed())
             }
         }

@@ -196,6 +196,17 @@ impl Broker {
         action: &str,
         result: Result<(), &BrokerError>,
     ) {
+        self.audit_caller(caller, action, result, None).await;
+    }
+
+    /// Records an event about `caller`, with optional non-secret detail.
+    pub(super) async fn audit_caller(
+        &self,
+        caller: &Caller,
+        action: &str,
+        result: Result<(), &BrokerError>,
+        detail: Option<String>,
+    ) {
         let (outcome, code) = match result {
             Ok(()) => (Outcome::Success, None),
             Err(e) => (Outcome::Failure, Some(e.code.as_str().to_owned())),
@@ -209,7 +220,7 @@ impl Broker {
                 source: caller.source.map(|s| s.to_string()),
                 outcome,
                 error_code: code,
-                detail: None,
+                detail,
             })
             .await;
     }

@@ -15,7 +15,7 @@ use crate::crypto::{Binding, MasterKey};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, RoleName, UserName, ValidationError};
 use crate::policy::{self, Context, PolicyDocument, PolicyKind, PrincipalInfo};
-use crate::store::{AuditEvent, Outcome, Role, Store};
+use crate::store::{Role, Store};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use time::{Duration, OffsetDateTime};
@@ -281,37 +281,18 @@ impl Broker {
         issued: &IssuedCredentials,
         mfa: Option<&str>,
     ) {
-        self.audit
-            .record(AuditEvent {
-                at: self.clock.now(),
-                principal: Some(caller.arn.clone()),
-                access_key_id: Some(caller.access_key_id.to_string()),
-                action: action.to_owned(),
-                source: caller.source.map(|s| s.to_string()),
-                outcome: Outcome::Success,
-                error_code: None,
-                detail: Some(format!(
-                    "issued {} until {}; mfa: {}",
-                    issued.access_key_id,
-                    issued.expiration.unix_timestamp(),
-                    mfa.unwrap_or("none")
-                )),
-            })
+        let detail = format!(
+            "issued {} until {}; mfa: {}",
+            issued.access_key_id,
+            issued.expiration.unix_timestamp(),
+            mfa.unwrap_or("none")
+        );
+        self.audit_caller(caller, action, Ok(()), Some(detail))
             .await;
     }
 
     async fn audit_refusal(&self, caller: &Caller, action: &str, e: &BrokerError, why: &str) {
-        self.audit
-            .record(AuditEvent {
-                at: self.clock.now(),
-                principal: Some(caller.arn.clone()),
-                access_key_id: Some(caller.access_key_id.to_string()),
-                action: action.to_owned(),
-                source: caller.source.map(|s| s.to_string()),
-                outcome: Outcome::Failure,
-                error_code: Some(e.code.as_str().to_owned()),
-                detail: Some(why.to_owned()),
-            })
+        self.audit_caller(caller, action, Err(e), Some(why.to_owned()))
             .await;
     }
 

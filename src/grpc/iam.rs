@@ -533,12 +533,10 @@ impl IamService for Services {
         &self,
         req: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .create_role(
-                &call.caller,
+                c,
                 &m.role_name,
                 &m.assume_role_policy_document,
                 m.max_session_duration,
@@ -551,93 +549,81 @@ impl IamService for Services {
                 pb::CreateRoleResponse {
                     role: Some(role_pb(r, arn)),
                 }
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn get_role(
         &self,
         req: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::GetRoleResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .get_role(&call.caller, &call.message.role_name)
+            .get_role(c, &m.role_name)
             .await
             .map(|(r, arn)| pb::GetRoleResponse {
                 role: Some(role_pb(r, arn)),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn delete_role(
         &self,
         req: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .delete_role(&call.caller, &call.message.role_name)
+            .delete_role(c, &m.role_name)
             .await
-            .map(|()| pb::DeleteRoleResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::DeleteRoleResponse {}))
     }
 
     async fn update_assume_role_policy(
         &self,
         req: Request<pb::UpdateAssumeRolePolicyRequest>,
     ) -> Result<Response<pb::UpdateAssumeRolePolicyResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .update_assume_role_policy(&call.caller, &m.role_name, &m.policy_document)
+            .update_assume_role_policy(c, &m.role_name, &m.policy_document)
             .await
-            .map(|()| pb::UpdateAssumeRolePolicyResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::UpdateAssumeRolePolicyResponse {}))
     }
 
     async fn revoke_sessions(
         &self,
         req: Request<pb::RevokeSessionsRequest>,
     ) -> Result<Response<pb::RevokeSessionsResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .revoke_sessions(
-                &call.caller,
+                c,
                 m.user_name.as_deref(),
                 m.role_name.as_deref(),
                 instant(m.issued_before.as_ref()),
             )
             .await
-            .map(|()| pb::RevokeSessionsResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::RevokeSessionsResponse {}))
     }
 
     async fn rotate_signing_key(
         &self,
         req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .rotate_signing_key(&call.caller)
+            .rotate_signing_key(c)
             .await
-            .map(|(kid, previous_kid)| pb::RotateSigningKeyResponse { kid, previous_kid });
-        self.finish(&call, result).await
+            .map(|(kid, previous_kid)| pb::RotateSigningKeyResponse {
+                kid,
+                previous_kid
+            }))
     }
 
     async fn create_virtual_mfa_device(
         &self,
         req: Request<pb::CreateVirtualMfaDeviceRequest>,
     ) -> Result<Response<pb::CreateVirtualMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .create_virtual_mfa_device(&call.caller, &m.virtual_mfa_device_name, m.path.as_deref())
+            .create_virtual_mfa_device(c, &m.virtual_mfa_device_name, m.path.as_deref())
             .await
             .map(|d| pb::CreateVirtualMfaDeviceResponse {
                 virtual_mfa_device: Some(pb::VirtualMfaDevice {
@@ -648,243 +634,211 @@ impl IamService for Services {
                     user: None,
                     enable_date: None,
                 }),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn enable_mfa_device(
         &self,
         req: Request<pb::EnableMfaDeviceRequest>,
     ) -> Result<Response<pb::EnableMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .enable_mfa_device(
-                &call.caller,
+                c,
                 &m.user_name,
                 &m.serial_number,
                 &m.authentication_code1,
                 &m.authentication_code2,
             )
             .await
-            .map(|()| pb::EnableMfaDeviceResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::EnableMfaDeviceResponse {}))
     }
 
     async fn resync_mfa_device(
         &self,
         req: Request<pb::ResyncMfaDeviceRequest>,
     ) -> Result<Response<pb::ResyncMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .resync_mfa_device(
-                &call.caller,
+                c,
                 &m.user_name,
                 &m.serial_number,
                 &m.authentication_code1,
                 &m.authentication_code2,
             )
             .await
-            .map(|()| pb::ResyncMfaDeviceResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::ResyncMfaDeviceResponse {}))
     }
 
     async fn deactivate_mfa_device(
         &self,
         req: Request<pb::DeactivateMfaDeviceRequest>,
     ) -> Result<Response<pb::DeactivateMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .deactivate_mfa_device(&call.caller, m.user_name.as_deref(), &m.serial_number)
+            .deactivate_mfa_device(c, m.user_name.as_deref(), &m.serial_number)
             .await
-            .map(|()| pb::DeactivateMfaDeviceResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::DeactivateMfaDeviceResponse {}))
     }
 
     async fn delete_virtual_mfa_device(
         &self,
         req: Request<pb::DeleteVirtualMfaDeviceRequest>,
     ) -> Result<Response<pb::DeleteVirtualMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .delete_virtual_mfa_device(&call.caller, &call.message.serial_number)
+            .delete_virtual_mfa_device(c, &m.serial_number)
             .await
-            .map(|()| pb::DeleteVirtualMfaDeviceResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::DeleteVirtualMfaDeviceResponse {}))
     }
 
     async fn list_mfa_devices(
         &self,
         req: Request<pb::ListMfaDevicesRequest>,
     ) -> Result<Response<pb::ListMfaDevicesResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .list_mfa_devices(&call.caller, call.message.user_name.as_deref())
+            .list_mfa_devices(c, m.user_name.as_deref())
             .await
             .map(|ds| pb::ListMfaDevicesResponse {
                 mfa_devices: ds.into_iter().map(mfa_device_pb).collect(),
                 is_truncated: false,
                 marker: None,
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn list_virtual_mfa_devices(
         &self,
         req: Request<pb::ListVirtualMfaDevicesRequest>,
     ) -> Result<Response<pb::ListVirtualMfaDevicesResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .list_virtual_mfa_devices(&call.caller, call.message.assignment_status.as_deref())
+            .list_virtual_mfa_devices(c, m.assignment_status.as_deref())
             .await
             .map(|ds| pb::ListVirtualMfaDevicesResponse {
                 virtual_mfa_devices: ds.into_iter().map(virtual_device_pb).collect(),
                 is_truncated: false,
                 marker: None,
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn get_mfa_device(
         &self,
         req: Request<pb::GetMfaDeviceRequest>,
     ) -> Result<Response<pb::GetMfaDeviceResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .get_mfa_device(&call.caller, &m.serial_number, m.user_name.as_deref())
+            .get_mfa_device(c, &m.serial_number, m.user_name.as_deref())
             .await
             .map(|d| pb::GetMfaDeviceResponse {
                 user_name: d.user_name,
                 serial_number: d.serial,
                 enable_date: d.enable_date.map(timestamp),
                 certifications: Default::default(),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn import_hardware_mfa_devices(
         &self,
         req: Request<pb::ImportHardwareMfaDevicesRequest>,
     ) -> Result<Response<pb::ImportHardwareMfaDevicesResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .import_hardware_mfa_devices(&call.caller, &call.message.seed_file)
+            .import_hardware_mfa_devices(c, &m.seed_file)
             .await
-            .map(|serial_numbers| pb::ImportHardwareMfaDevicesResponse { serial_numbers });
-        self.finish(&call, result).await
+            .map(|serial_numbers| pb::ImportHardwareMfaDevicesResponse {
+                serial_numbers
+            }))
     }
 
     async fn reset_mfa_lockout(
         &self,
         req: Request<pb::ResetMfaLockoutRequest>,
     ) -> Result<Response<pb::ResetMfaLockoutResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .reset_mfa_lockout(&call.caller, call.message.user_name.as_deref())
+            .reset_mfa_lockout(c, m.user_name.as_deref())
             .await
-            .map(|()| pb::ResetMfaLockoutResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::ResetMfaLockoutResponse {}))
     }
 
     async fn get_account_summary(
         &self,
         req: Request<pb::GetAccountSummaryRequest>,
     ) -> Result<Response<pb::GetAccountSummaryResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self.broker.account_summary(&call.caller).await.map(|m| {
-            pb::GetAccountSummaryResponse {
-                summary_map: m.into_iter().collect(),
+        handle!(self, req, |c, m| self.broker.account_summary(c).await.map(
+            |m| {
+                pb::GetAccountSummaryResponse {
+                    summary_map: m.into_iter().collect(),
+                }
             }
-        });
-        self.finish(&call, result).await
+        ))
     }
 
     async fn generate_credential_report(
         &self,
         req: Request<pb::GenerateCredentialReportRequest>,
     ) -> Result<Response<pb::GenerateCredentialReportResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .generate_credential_report(&call.caller)
+            .generate_credential_report(c)
             .await
             .map(|state| pb::GenerateCredentialReportResponse {
                 state: state.to_owned(),
                 description: "The credential report is ready.".to_owned(),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn get_credential_report(
         &self,
         req: Request<pb::GetCredentialReportRequest>,
     ) -> Result<Response<pb::GetCredentialReportResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .get_credential_report(&call.caller)
+            .get_credential_report(c)
             .await
             .map(|r| pb::GetCredentialReportResponse {
                 content: r.csv,
                 report_format: "text/csv".to_owned(),
                 generated_time: Some(timestamp(r.generated)),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn create_user(
         &self,
         req: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .create_user(&call.caller, &m.user_name, m.path.as_deref())
+            .create_user(c, &m.user_name, m.path.as_deref())
             .await
             .map(|u| pb::CreateUserResponse {
                 user: Some(user_pb(u)),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn get_user(
         &self,
         req: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .get_user(&call.caller, call.message.user_name.as_deref())
+            .get_user(c, m.user_name.as_deref())
             .await
             .map(|u| pb::GetUserResponse {
                 user: Some(user_pb(u)),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn list_users(
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .list_users(
-                &call.caller,
+                c,
                 m.path_prefix.as_deref(),
                 m.marker.as_deref(),
                 m.max_items,
@@ -894,31 +848,27 @@ impl IamService for Services {
                 users: users.into_iter().map(user_pb).collect(),
                 is_truncated: marker.is_some(),
                 marker,
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn delete_user(
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .delete_user(&call.caller, &call.message.user_name)
+            .delete_user(c, &m.user_name)
             .await
-            .map(|()| pb::DeleteUserResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::DeleteUserResponse {}))
     }
 
     async fn create_access_key(
         &self,
         req: Request<pb::CreateAccessKeyRequest>,
     ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .create_access_key(&call.caller, call.message.user_name.as_deref())
+            .create_access_key(c, m.user_name.as_deref())
             .await
             .map(|k| pb::CreateAccessKeyResponse {
                 access_key: Some(pb::AccessKey {
@@ -928,57 +878,43 @@ impl IamService for Services {
                     secret_access_key: k.secret_access_key.to_string(),
                     create_date: Some(timestamp(k.key.created)),
                 }),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn list_access_keys(
         &self,
         req: Request<pb::ListAccessKeysRequest>,
     ) -> Result<Response<pb::ListAccessKeysResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .list_access_keys(&call.caller, call.message.user_name.as_deref())
+            .list_access_keys(c, m.user_name.as_deref())
             .await
             .map(|keys| pb::ListAccessKeysResponse {
                 access_key_metadata: keys.into_iter().map(key_meta_pb).collect(),
                 is_truncated: false,
                 marker: None,
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn update_access_key(
         &self,
         req: Request<pb::UpdateAccessKeyRequest>,
     ) -> Result<Response<pb::UpdateAccessKeyResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .update_access_key(
-                &call.caller,
-                m.user_name.as_deref(),
-                &m.access_key_id,
-                &m.status,
-            )
+            .update_access_key(c, m.user_name.as_deref(), &m.access_key_id, &m.status,)
             .await
-            .map(|()| pb::UpdateAccessKeyResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::UpdateAccessKeyResponse {}))
     }
 
     async fn delete_access_key(
         &self,
         req: Request<pb::DeleteAccessKeyRequest>,
     ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
-            .delete_access_key(&call.caller, m.user_name.as_deref(), &m.access_key_id)
+            .delete_access_key(c, m.user_name.as_deref(), &m.access_key_id)
             .await
-            .map(|()| pb::DeleteAccessKeyResponse {});
-        self.finish(&call, result).await
+            .map(|()| pb::DeleteAccessKeyResponse {}))
     }
 }

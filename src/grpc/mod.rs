@@ -11,6 +11,7 @@ macro_rules! handle {
         let result = {
             let $caller = &call.caller;
             let $m = &call.message;
+            let _ = $m; // some requests have no fields
             $body
         };
         $svc.finish(&call, result).await

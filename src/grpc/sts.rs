@@ -23,12 +23,10 @@ impl SecurityTokenService for Services {
         &self,
         req: Request<pb::GetSessionTokenRequest>,
     ) -> Result<Response<pb::GetSessionTokenResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .get_session_token(
-                &call.caller,
+                c,
                 m.duration_seconds,
                 m.serial_number.as_deref(),
                 m.token_code.as_deref(),
@@ -36,20 +34,17 @@ impl SecurityTokenService for Services {
             .await
             .map(|c| pb::GetSessionTokenResponse {
                 credentials: Some(credentials_pb(c)),
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn assume_role(
         &self,
         req: Request<pb::AssumeRoleRequest>,
     ) -> Result<Response<pb::AssumeRoleResponse>, Status> {
-        let call = self.begin(req).await?;
-        let m = &call.message;
-        let result = self
+        handle!(self, req, |c, m| self
             .broker
             .assume_role(
-                &call.caller,
+                c,
                 &m.role_arn,
                 &m.role_session_name,
                 m.duration_seconds,
@@ -65,8 +60,7 @@ impl SecurityTokenService for Services {
                     arn: u.arn,
                 }),
                 packed_policy_size: u.packed_policy_size,
-            });
-        self.finish(&call, result).await
+            }))
     }
 
     async fn get_caller_identity(

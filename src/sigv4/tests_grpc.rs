@@ -636,39 +636,3 @@ fn parsed_request_can_cross_await_points() {
     assert_send_sync::<SigningKey>();
     assert_send_sync::<SigV4Error>();
 }
-
-/// Rough throughput check: `cargo test --release -- --ignored --nocapture verify_throughput`.
-#[test]
-#[ignore = "timing only; run in release by hand"]
-fn verify_throughput() {
-    let w = sign(Some(TOKEN), "sts", T0);
-    let req = IncomingRequest {
-        authorization: w.authorization.as_deref(),
-        x_amz_date: w.x_amz_date.as_deref(),
-        x_amz_security_token: w.x_amz_security_token.as_deref(),
-        other_headers: &NoExtraHeaders,
-        host: &w.host,
-        path: &w.path,
-        payload_sha256: w.payload_sha256,
-        now: w.now,
-        region: &w.region,
-        service: &w.service,
-    };
-    let n = 200_000u32;
-    let key = signing_key(SECRET, "20260102", REGION, "sts");
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        parse(&req).unwrap().verify_with_key(&key).unwrap();
-    }
-    let cached = start.elapsed();
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        parse(&req).unwrap().verify(SECRET).unwrap();
-    }
-    let derived = start.elapsed();
-    eprintln!(
-        "parse+verify per call, one core: cached key {:?}, deriving key {:?}",
-        cached / n,
-        derived / n
-    );
-}

@@ -199,7 +199,6 @@ fn aws_sigv4_test_suite() {
         failures.len(),
         failures.join("\n\n")
     );
-    eprintln!("aws suite: {ran} cases ran, {} skipped", SKIPPED.len());
     assert!(
         ran >= MIN_CASES,
         "only {ran} cases ran, expected at least {MIN_CASES}"
