@@ -230,7 +230,10 @@ pub fn run(a: ConfigureArgs) -> anyhow::Result<i32> {
     } else {
         get("mfa_serial").map(str::to_owned)
     };
-    let (Some(akid), Some(secret_v)) = (akid, secret.as_deref()) else {
+    let (Some(akid), Some(secret_v)) = (
+        akid.filter(|v| !v.trim().is_empty()),
+        secret.as_deref().filter(|v| !v.trim().is_empty()),
+    ) else {
         bail!(
             "profile `{}` needs an access key id and a secret access key: pass \
              --aws-access-key-id and --aws-secret-access-key, or run on a terminal to be asked",
