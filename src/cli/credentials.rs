@@ -7,18 +7,31 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-fn default_file() -> Option<PathBuf> {
+/// Credentials found by [`resolve_full`], where they came from, and the profile's `mfa_serial`.
+pub struct Resolved {
+    pub credentials: Credentials,
+    pub source: String,
+    pub mfa_serial: Option<String>,
+}
+
+pub fn default_file() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/sts-broker/credentials"))
 }
 
 /// Reads `profile` from an AWS shared-credentials (INI) file.
+#[cfg(test)]
 pub fn from_file(path: &Path, profile: &str) -> anyhow::Result<Credentials> {
+    read_profile(path, profile).map(|(c, _)| c)
+}
+
+/// Reads `profile`'s credentials and its `mfa_serial`, if any.
+pub fn read_profile(path: &Path, profile: &str) -> anyhow::Result<(Credentials, Option<String>)> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read credentials file `{}`", path.display()))?,
     );
     let mut in_section = false;
-    let (mut akid, mut secret, mut token) = (None, None, None);
+    let (mut akid, mut secret, mut token, mut mfa_serial) = (None, None, None, None);
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -39,16 +52,20 @@ pub fn from_file(path: &Path, profile: &str) -> anyhow::Result<Credentials> {
                 "aws_access_key_id" => akid = Some(v),
                 "aws_secret_access_key" => secret = Some(Zeroizing::new(v)),
                 "aws_session_token" => token = Some(v),
+                "mfa_serial" => mfa_serial = Some(v),
                 _ => {}
             }
         }
     }
     match (akid, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: token,
-        }),
+        (Some(access_key_id), Some(secret_access_key)) => Ok((
+            Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: token,
+            },
+            mfa_serial,
+        )),
         _ => bail!(
             "profile `{profile}` in `{}` needs aws_access_key_id and aws_secret_access_key",
             path.display()
@@ -61,29 +78,43 @@ pub fn resolve(
     profile: Option<&str>,
     file: Option<&Path>,
 ) -> anyhow::Result<(Credentials, String)> {
+    resolve_full(profile, file).map(|r| (r.credentials, r.source))
+}
+
+/// Resolves credentials, says where they came from, and picks up the profile's `mfa_serial`.
+pub fn resolve_full(profile: Option<&str>, file: Option<&Path>) -> anyhow::Result<Resolved> {
     let file = file.map(Path::to_path_buf).or_else(default_file);
     if let Some(p) = profile {
         let f = file.context("no credentials file: pass --credentials-file")?;
-        let c = from_file(&f, p)?;
-        return Ok((c, format!("profile `{p}` in {}", f.display())));
+        let (credentials, mfa_serial) = read_profile(&f, p)?;
+        return Ok(Resolved {
+            credentials,
+            source: format!("profile `{p}` in {}", f.display()),
+            mfa_serial,
+        });
     }
     if let (Ok(akid), Ok(secret)) = (
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
     ) {
-        return Ok((
-            Credentials {
+        return Ok(Resolved {
+            credentials: Credentials {
                 access_key_id: akid,
                 secret_access_key: Zeroizing::new(secret),
                 session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
             },
-            "environment variables".to_owned(),
-        ));
+            source: "environment variables".to_owned(),
+            mfa_serial: None,
+        });
     }
     match file {
         Some(f) if f.exists() => {
-            let c = from_file(&f, "default")?;
-            Ok((c, format!("profile `default` in {}", f.display())))
+            let (credentials, mfa_serial) = read_profile(&f, "default")?;
+            Ok(Resolved {
+                credentials,
+                source: format!("profile `default` in {}", f.display()),
+                mfa_serial,
+            })
         }
         _ => bail!(
             "no credentials: pass --credentials-file FILE [--profile NAME], or set \
@@ -109,6 +140,13 @@ mod tests {
         assert_eq!(c.access_key_id, "AKIABBBBBBBBBBBBBBBB");
         assert_eq!(c.secret_access_key.as_str(), "s2");
         assert_eq!(c.session_token.as_deref(), Some("t"));
+        std::fs::write(
+            &f,
+            "[dev]\naws_access_key_id = AKIACCCCCCCCCCCCCCCC\naws_secret_access_key = s3\nmfa_serial = arn:aws:iam::1:mfa/p\n",
+        )
+        .unwrap();
+        let (_, serial) = read_profile(&f, "dev").unwrap();
+        assert_eq!(serial.as_deref(), Some("arn:aws:iam::1:mfa/p"));
         let e = from_file(&f, "nope").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
     }

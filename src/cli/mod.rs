@@ -1,11 +1,16 @@
 //! The command line: `serve`, and client verbs named after the aws CLI's (`sts …`, `iam …`).
 //! Output is JSON with AWS's PascalCase member names, as `aws` prints it.
 
+mod cache;
+mod configure;
 mod credentials;
 mod iam;
 mod output;
+mod session;
 
+pub use configure::ConfigureArgs;
 pub use iam::{BootstrapMethod, DeviceCodes, IamAction};
+pub use session::{EXIT_NEED_CODE, RoleArgs, SessionArgs, WrapperOutput};
 
 use crate::client::{Client, Credentials};
 use crate::clock::SystemClock;
@@ -23,6 +28,14 @@ use std::sync::Arc;
 pub const EXIT_SERVICE_ERROR: i32 = 254;
 /// Exit code for a usage or local error.
 pub const EXIT_CLIENT_ERROR: i32 = 255;
+
+/// An error that ends the process with a chosen exit code and message (printed as is).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +62,9 @@ pub enum Command {
     Sts {
         #[command(flatten)]
         client: ClientArgs,
+        /// How to print the answer.
+        #[arg(long, value_enum, default_value = "json", global = true)]
+        output: output::Format,
         #[command(subcommand)]
         action: StsAction,
     },
@@ -56,9 +72,91 @@ pub enum Command {
     Iam {
         #[command(flatten)]
         client: ClientArgs,
+        /// How to print the answer.
+        #[arg(long, value_enum, default_value = "json", global = true)]
+        output: output::Format,
         #[command(subcommand)]
         action: IamAction,
     },
+    /// Get MFA-backed session credentials, prompting for the code once per session (cached).
+    ///
+    /// Exit codes: 0 ok, 3 an MFA code is needed but cannot be prompted for (--no-prompt, no
+    /// terminal), 254 the broker refused, 255 a local error.
+    GetSessionToken {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// How to print the credentials.
+        #[arg(long, value_enum, default_value = "json")]
+        output: WrapperOutput,
+    },
+    /// Assume a role, with the same prompt, cache and outputs as get-session-token.
+    AssumeRole {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+        /// The role to assume.
+        #[arg(long)]
+        role_arn: String,
+        /// The role session's name (default: `sts-broker-<unix time>`).
+        #[arg(long)]
+        role_session_name: Option<String>,
+        /// How to print the credentials.
+        #[arg(long, value_enum, default_value = "json")]
+        output: WrapperOutput,
+    },
+    /// Print the credential_process JSON, for `credential_process = sts-broker credential-process
+    /// --serial-number S` in ~/.aws/config. Prompts only on /dev/tty, if there is one.
+    CredentialProcess {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        role: RoleArgs,
+    },
+    /// Run COMMAND with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
+    /// AWS_CREDENTIAL_EXPIRATION set to a session's (AWS_PROFILE removed).
+    ///
+    /// The broker process is replaced by COMMAND, so its exit status is the command's own (a
+    /// shell shows death by signal N as 128+N). 127: COMMAND not found, 126: not runnable.
+    Exec {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+        #[command(flatten)]
+        role: RoleArgs,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Print the current TOTP code of a base32 seed file (stdout) and the seconds it has left
+    /// (stderr).
+    Totp {
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// Manage the session cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// Who the credentials are, where they came from, and how long cached sessions have left.
+    Whoami {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Write a profile to the credentials file.
+    Configure(ConfigureArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Remove every cached session.
+    Clear,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +206,31 @@ pub struct ClientArgs {
 pub enum StsAction {
     /// Who am I?
     GetCallerIdentity,
+    /// Temporary credentials for the caller, MFA-backed when a serial number and code are given.
+    GetSessionToken {
+        #[arg(long)]
+        duration_seconds: Option<i32>,
+        #[arg(long)]
+        serial_number: Option<String>,
+        #[arg(long)]
+        token_code: Option<String>,
+    },
+    /// Temporary credentials for a role whose trust policy lets the caller in.
+    AssumeRole {
+        #[arg(long)]
+        role_arn: String,
+        #[arg(long)]
+        role_session_name: String,
+        #[arg(long)]
+        duration_seconds: Option<i32>,
+        #[arg(long)]
+        serial_number: Option<String>,
+        #[arg(long)]
+        token_code: Option<String>,
+        /// A session policy, inline JSON or `file://PATH`.
+        #[arg(long)]
+        policy: Option<String>,
+    },
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -115,14 +238,86 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await.map(|()| 0),
         Command::RecoverRoot { data_dir } => recover_root(data_dir).await.map(|()| 0),
-        Command::Sts { client, action } => call(client, Verb::Sts(action)).await,
-        Command::Iam { client, action } => call(client, Verb::Iam(action)).await,
+        Command::Sts {
+            client,
+            output,
+            action,
+        } => call(client, output, Verb::Sts(action)).await,
+        Command::Iam {
+            client,
+            output,
+            action,
+        } => call(client, output, Verb::Iam(action)).await,
+        Command::GetSessionToken {
+            client,
+            session,
+            output,
+        } => session::obtain(
+            &client,
+            &session,
+            &RoleArgs {
+                role_arn: None,
+                role_session_name: None,
+            },
+            session::Prompt::IfStdinIsTty,
+        )
+        .await
+        .map(|s| {
+            session::print(&s, output);
+            0
+        }),
+        Command::AssumeRole {
+            client,
+            session,
+            role_arn,
+            role_session_name,
+            output,
+        } => session::obtain(
+            &client,
+            &session,
+            &RoleArgs {
+                role_arn: Some(role_arn),
+                role_session_name,
+            },
+            session::Prompt::IfStdinIsTty,
+        )
+        .await
+        .map(|s| {
+            session::print(&s, output);
+            0
+        }),
+        Command::CredentialProcess {
+            client,
+            session,
+            role,
+        } => session::obtain(&client, &session, &role, session::Prompt::IfDevTty)
+            .await
+            .map(|s| {
+                session::print(&s, WrapperOutput::CredentialProcess);
+                0
+            }),
+        Command::Exec {
+            client,
+            session,
+            role,
+            command,
+        } => match session::obtain(&client, &session, &role, session::Prompt::IfStdinIsTty).await {
+            Ok(s) => session::exec(&s, &client.endpoint, &command),
+            Err(e) => Err(e),
+        },
+        Command::Totp { secret_file } => session::totp(&secret_file),
+        Command::Cache {
+            action: CacheAction::Clear,
+        } => session::cache_clear(),
+        Command::Whoami { client } => session::whoami(&client).await,
+        Command::Configure(args) => configure::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            EXIT_CLIENT_ERROR
+            let (code, message) = session::exit_code(&e);
+            eprintln!("{message}");
+            code
         }
     }
 }
@@ -237,7 +432,7 @@ fn operation_name(verb: &Verb) -> String {
         .replace("Mfa", "MFA")
 }
 
-async fn call(args: ClientArgs, verb: Verb) -> anyhow::Result<i32> {
+async fn call(args: ClientArgs, format: output::Format, verb: Verb) -> anyhow::Result<i32> {
     let (creds, source): (Credentials, String) =
         credentials::resolve(args.profile.as_deref(), args.credentials_file.as_deref())?;
     tracing::debug!(source = %source, "credentials");
@@ -251,7 +446,7 @@ async fn call(args: ClientArgs, verb: Verb) -> anyhow::Result<i32> {
         // Operations with an empty output print nothing, as aws does.
         Ok(None) => Ok(0),
         Ok(Some(value)) => {
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            print!("{}", output::render(&op, &value, format));
             Ok(0)
         }
         Err(CallError::Status(s)) => {
@@ -292,5 +487,75 @@ async fn sts_call(c: &Client, action: StsAction) -> Result<serde_json::Value, Ca
                 .into_inner();
             Ok(json!({ "UserId": r.user_id, "Account": r.account, "Arn": r.arn }))
         }
+        StsAction::GetSessionToken {
+            duration_seconds,
+            serial_number,
+            token_code,
+        } => {
+            let r = c
+                .sts()
+                .get_session_token(c.signed(
+                    "/sts.v1.SecurityTokenService/GetSessionToken",
+                    sts::GetSessionTokenRequest {
+                        duration_seconds,
+                        serial_number,
+                        token_code,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            Ok(json!({ "Credentials": r.credentials.as_ref().map(output::credentials) }))
+        }
+        StsAction::AssumeRole {
+            role_arn,
+            role_session_name,
+            duration_seconds,
+            serial_number,
+            token_code,
+            policy,
+        } => {
+            let policy = policy
+                .as_deref()
+                .map(read_document)
+                .transpose()
+                .map_err(CallError::Local)?;
+            let with_policy = policy.is_some();
+            let r = c
+                .sts()
+                .assume_role(c.signed(
+                    "/sts.v1.SecurityTokenService/AssumeRole",
+                    sts::AssumeRoleRequest {
+                        role_arn,
+                        role_session_name,
+                        duration_seconds,
+                        serial_number,
+                        token_code,
+                        policy,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            let mut v = json!({
+                "Credentials": r.credentials.as_ref().map(output::credentials),
+                "AssumedRoleUser": r.assumed_role_user.map(|u| json!({
+                    "AssumedRoleId": u.assumed_role_id,
+                    "Arn": u.arn,
+                })),
+            });
+            // AWS reports the packed size of a session policy only when one was passed.
+            if with_policy {
+                v["PackedPolicySize"] = json!(r.packed_policy_size);
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// A policy document given inline or as `file://PATH`, as aws takes them.
+fn read_document(arg: &str) -> anyhow::Result<String> {
+    match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read policy document `{path}`")),
+        None => Ok(arg.to_owned()),
     }
 }

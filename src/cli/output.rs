@@ -1,7 +1,8 @@
 //! Rendering answers and errors the way the aws CLI does.
 
 use crate::proto::iam::v1 as iam;
-use serde_json::{Value, json};
+use clap::ValueEnum;
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -11,11 +12,218 @@ use tonic_types::StatusExt;
 const AWS_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
 
+/// RFC 3339 in UTC with `Z`, as `credential_process` consumers and the SDKs want it.
+const RFC3339_Z: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// `2026-11-27T23:28:33Z` for a Unix time (`credential_process`, `AWS_CREDENTIAL_EXPIRATION`).
+pub fn time_z(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(RFC3339_Z).ok())
+        .unwrap_or_default()
+}
+
+/// `--output` for `sts` and `iam` actions, as the aws CLI offers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Json,
+    /// Tab-separated lines, as `aws --output text` prints them.
+    Text,
+    /// A boxed table for people.
+    Table,
+}
+
+/// Renders an answer of operation `op` (e.g. `GetSessionToken`) in `format`, ending in a newline.
+pub fn render(op: &str, v: &Value, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        Format::Text => text(v),
+        Format::Table => table(op, v),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "None".to_owned(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Object(_) | Value::Array(_))
+}
+
+/// aws's text format: per object, its scalar members sorted by name on one tab-separated line
+/// (after the upper-cased member name that holds the object, if any), then its non-scalar members
+/// in name order.
+pub fn text(v: &Value) -> String {
+    let mut out = String::new();
+    text_into(v, None, &mut out);
+    out
+}
+
+fn text_into(v: &Value, id: Option<&str>, out: &mut String) {
+    let line = |out: &mut String, mut fields: Vec<String>| {
+        if let Some(id) = id {
+            fields.insert(0, id.to_uppercase());
+        }
+        out.push_str(&fields.join("\t"));
+        out.push('\n');
+    };
+    match v {
+        Value::Object(m) => {
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            let scalars: Vec<String> = members
+                .iter()
+                .filter(|(_, v)| is_scalar(v))
+                .map(|(_, v)| scalar(v))
+                .collect();
+            if !scalars.is_empty() {
+                line(out, scalars);
+            }
+            for (k, v) in members.iter().filter(|(_, v)| !is_scalar(v)) {
+                text_into(v, Some(k), out);
+            }
+        }
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            if id.is_some() {
+                for i in items {
+                    line(out, vec![scalar(i)]);
+                }
+            } else if !items.is_empty() {
+                line(out, items.iter().map(scalar).collect());
+            }
+        }
+        Value::Array(items) => {
+            for i in items {
+                text_into(i, id, out);
+            }
+        }
+        other => line(out, vec![scalar(other)]),
+    }
+}
+
+enum Row {
+    Section(String),
+    Pair(String, String),
+}
+
+fn table_rows(name: &str, m: &Map<String, Value>, rows: &mut Vec<Row>) {
+    let mut members: Vec<(&String, &Value)> = m.iter().collect();
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    let scalars: Vec<_> = members.iter().filter(|(_, v)| is_scalar(v)).collect();
+    if !scalars.is_empty() && !name.is_empty() {
+        rows.push(Row::Section(name.to_owned()));
+    }
+    for (k, v) in scalars {
+        rows.push(Row::Pair((*k).clone(), scalar(v)));
+    }
+    for (k, v) in members.iter().filter(|(_, v)| !is_scalar(v)) {
+        let sub = if name.is_empty() {
+            (*k).clone()
+        } else {
+            format!("{name}.{k}")
+        };
+        match v {
+            Value::Object(o) => table_rows(&sub, o, rows),
+            Value::Array(items) if items.iter().all(is_scalar) => {
+                let joined: Vec<String> = items.iter().map(scalar).collect();
+                rows.push(Row::Pair((*k).clone(), joined.join(", ")));
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let sub = format!("{sub}[{i}]");
+                    match item {
+                        Value::Object(o) => table_rows(&sub, o, rows),
+                        other => rows.push(Row::Pair(sub, scalar(other))),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A small boxed table: the operation's name, then each object's scalar members as name | value
+/// rows under a heading naming the object.
+pub fn table(op: &str, v: &Value) -> String {
+    let mut rows = Vec::new();
+    match v {
+        Value::Object(m) => table_rows("", m, &mut rows),
+        other => rows.push(Row::Pair(String::new(), scalar(other))),
+    }
+    let len = |s: &str| s.chars().count();
+    let kw = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Pair(k, _) => Some(len(k)),
+            Row::Section(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut vw = rows
+        .iter()
+        .map(|r| match r {
+            Row::Pair(_, v) => len(v),
+            Row::Section(s) => len(s).saturating_sub(kw + 3),
+        })
+        .max()
+        .unwrap_or(0)
+        .max(len(op).saturating_sub(kw + 3));
+    vw = vw.max(1);
+    let inner = kw + vw + 3;
+    let full = format!("+{}+\n", "-".repeat(inner + 2));
+    let split = format!("+{}+{}+\n", "-".repeat(kw + 2), "-".repeat(vw + 2));
+    let mut out = String::new();
+    out.push_str(&full);
+    out.push_str(&format!("| {op:^inner$} |\n"));
+    let mut last_section = true;
+    for r in &rows {
+        match r {
+            Row::Section(s) => {
+                out.push_str(if last_section { &full } else { &split });
+                out.push_str(&format!("| {s:<inner$} |\n"));
+                out.push_str(&split);
+                last_section = false;
+            }
+            Row::Pair(k, v) => {
+                if last_section {
+                    out.push_str(&split);
+                    last_section = false;
+                }
+                out.push_str(&format!("| {k:<kw$} | {v:<vw$} |\n"));
+            }
+        }
+    }
+    out.push_str(if last_section { &full } else { &split });
+    out
+}
+
 /// An RFC 3339 timestamp as aws prints it (`2026-11-27T23:28:33+00:00`), or null.
 pub fn time(t: Option<&prost_types::Timestamp>) -> Value {
     t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
         .and_then(|t| t.format(AWS_TIME).ok())
         .map_or(Value::Null, Value::String)
+}
+
+/// STS `Credentials` as aws prints them (`Expiration` as `2026-11-27T23:28:33+00:00`).
+pub fn credentials(c: &crate::proto::sts::v1::Credentials) -> Value {
+    json!({
+        "AccessKeyId": c.access_key_id,
+        "SecretAccessKey": c.secret_access_key,
+        "SessionToken": c.session_token,
+        "Expiration": time(c.expiration.as_ref()),
+    })
 }
 
 pub fn user(u: &iam::User) -> Value {
@@ -80,5 +288,42 @@ mod tests {
         };
         assert_eq!(time(Some(&t)), json!("2026-11-27T23:28:33+00:00"));
         assert_eq!(time(None), Value::Null);
+        assert_eq!(time_z(1_795_822_113), "2026-11-27T23:28:33Z");
+    }
+
+    #[test]
+    fn text_output_sorts_scalars_and_prefixes_nested_objects() {
+        let v = json!({
+            "PackedPolicySize": 6,
+            "Credentials": {"SessionToken": "t", "AccessKeyId": "ASIA", "SecretAccessKey": "s",
+                            "Expiration": "2026-11-27T23:28:33+00:00"},
+            "AssumedRoleUser": {"Arn": "arn", "AssumedRoleId": "AROA:x"},
+        });
+        assert_eq!(
+            text(&v),
+            "6\nASSUMEDROLEUSER\tarn\tAROA:x\n\
+             CREDENTIALS\tASIA\t2026-11-27T23:28:33+00:00\ts\tt\n"
+        );
+        let id =
+            json!({"UserId": "AIDA", "Account": "123456789012", "Arn": "arn:aws:iam::1:user/a"});
+        assert_eq!(text(&id), "123456789012\tarn:aws:iam::1:user/a\tAIDA\n");
+        assert_eq!(
+            text(&json!({"SerialNumbers": ["A", "B"]})),
+            "SERIALNUMBERS\tA\nSERIALNUMBERS\tB\n"
+        );
+    }
+
+    #[test]
+    fn table_output_is_boxed_and_aligned() {
+        let v = json!({"Credentials": {"AccessKeyId": "ASIA", "Expiration": "2026"}});
+        let t = table("GetSessionToken", &v);
+        let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{t}");
+        assert!(
+            t.contains("GetSessionToken") && t.contains("| Credentials"),
+            "{t}"
+        );
+        assert!(t.contains("| AccessKeyId | ASIA"), "{t}");
+        assert!(t.starts_with('+') && t.ends_with("+\n"), "{t}");
     }
 }

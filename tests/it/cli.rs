@@ -544,3 +544,514 @@ async fn hardware_tokens_are_imported_from_a_file_url_or_a_path() {
         out.stderr
     );
 }
+
+// ---- The wrapper verbs (issue 6): sessions for people and CI jobs. ----
+
+/// A person set up through the library client: user, key, enabled virtual device; their
+/// credentials written with `sts-broker configure` (profile `alice`, with `mfa_serial`), and a
+/// private cache directory.
+struct Wrapper {
+    app: TestApp,
+    dir: tempfile::TempDir,
+    creds_file: std::path::PathBuf,
+    serial: String,
+    seed: String,
+    akid: String,
+    secret: String,
+    arn: String,
+}
+
+impl Wrapper {
+    async fn new() -> Self {
+        // The broker starts a step behind the wall clock; enrolling enables with the codes of its
+        // steps s-1 and s and moves it one step on, to the wall clock's now, so the code of the
+        // wall clock's step (what --totp-secret-file computes) is fresh.
+        let app = spawn_app_at(time::OffsetDateTime::now_utc().unix_timestamp() - 30).await;
+        let alice = crate::mfa::person(&app, "alice").await;
+        let (serial, seed) = crate::mfa::enrolled(&app, &alice, "a-phone").await;
+        let dir = tempfile::tempdir().unwrap();
+        let creds_file = dir.path().join("conf/credentials");
+        let w = Self {
+            akid: alice.creds.access_key_id.clone(),
+            secret: alice.creds.secret_access_key.to_string(),
+            arn: alice.caller.arn.clone(),
+            app,
+            dir,
+            creds_file,
+            serial,
+            seed,
+        };
+        let out = w
+            .run(&[
+                "configure",
+                "--profile",
+                "alice",
+                "--aws-access-key-id",
+                &w.akid,
+                "--aws-secret-access-key",
+                &w.secret,
+                "--mfa-serial",
+                &w.serial,
+            ])
+            .await
+            .ok();
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        assert_eq!(mode(&w.creds_file), 0o600);
+        w
+    }
+
+    fn code(&self) -> String {
+        totp_at_step(&self.seed, step_of(self.app.clock.unix()))
+    }
+
+    fn cache_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("cache/sts-broker")
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_sts-broker"));
+        if let Some((verb, rest)) = args.split_first() {
+            c.arg(verb);
+            if *verb != "totp" && *verb != "cache" {
+                c.arg("--credentials-file").arg(&self.creds_file);
+            }
+            c.args(rest);
+        }
+        c.env("STS_BROKER_ENDPOINT", &self.app.endpoint)
+            .env("AWS_PROFILE", "alice")
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("HOME", self.dir.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_REGION")
+            .env("STS_BROKER_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs `sts-broker ARGS` as alice (via AWS_PROFILE) with stdin closed.
+    async fn run(&self, args: &[&str]) -> Out {
+        let out = self.command(args).output().await.unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+}
+
+fn rfc3339_z(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
+    assert!(s.ends_with('Z'), "{s}");
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+}
+
+/// Checks the exact credential_process shape; returns the parsed object.
+#[track_caller]
+fn credential_process(out: &Out, now: i64) -> Value {
+    let v = out.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want = vec![
+        "AccessKeyId",
+        "Expiration",
+        "SecretAccessKey",
+        "SessionToken",
+        "Version",
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want, "{v}");
+    assert_eq!(
+        out.stdout.trim_end(),
+        format!(
+            r#"{{"Version":1,"AccessKeyId":{},"SecretAccessKey":{},"SessionToken":{},"Expiration":{}}}"#,
+            v["AccessKeyId"], v["SecretAccessKey"], v["SessionToken"], v["Expiration"]
+        ),
+        "members in AWS's documented order"
+    );
+    assert_eq!(v["Version"], 1);
+    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(
+        rfc3339_z(&v["Expiration"]),
+        now + 43_200,
+        "IAM user default: 12 h"
+    );
+    v
+}
+
+#[tokio::test]
+async fn a_session_is_prompted_for_once_then_served_from_the_private_cache() {
+    let w = Wrapper::new().await;
+    let now = w.app.clock.unix();
+    // The serial comes from the profile `configure` wrote.
+    let code = w.code();
+    let out = w
+        .run(&[
+            "get-session-token",
+            "--token-code",
+            &code,
+            "--output",
+            "credential-process",
+        ])
+        .await;
+    let first = credential_process(&out, now);
+    // The CLI counts from the wall clock, a little past the broker's (manual) now.
+    assert!(
+        out.stderr.contains("new session (expires in 12h 0m)")
+            || out.stderr.contains("new session (expires in 11h 59m)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&code));
+
+    let cache = w.cache_dir();
+    assert_eq!(mode(&cache), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(mode(&files[0]), 0o600);
+    let cached = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        !cached.contains(&w.secret),
+        "the long-term secret is never cached"
+    );
+
+    // The second call needs no code (none is given and prompting is off): served from the cache.
+    let started = std::time::Instant::now();
+    let out = w
+        .run(&[
+            "get-session-token",
+            "--serial-number",
+            &w.serial,
+            "--no-prompt",
+            "--output",
+            "env",
+        ])
+        .await
+        .ok();
+    assert!(
+        out.stderr
+            .contains("using cached session (expires in 11h 59m)")
+            || out
+                .stderr
+                .contains("using cached session (expires in 12h 0m)"),
+        "{}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "export AWS_ACCESS_KEY_ID='{}'",
+                first["AccessKeyId"].as_str().unwrap()
+            ),
+            format!(
+                "export AWS_SECRET_ACCESS_KEY='{}'",
+                first["SecretAccessKey"].as_str().unwrap()
+            ),
+            format!(
+                "export AWS_SESSION_TOKEN='{}'",
+                first["SessionToken"].as_str().unwrap()
+            ),
+            format!(
+                "export AWS_CREDENTIAL_EXPIRATION='{}'",
+                first["Expiration"].as_str().unwrap()
+            ),
+        ]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // aws's JSON shape.
+    let v = w.run(&["get-session-token", "--no-prompt"]).await.json();
+    assert_eq!(v["Credentials"]["AccessKeyId"], first["AccessKeyId"]);
+    assert_eq!(aws_time(&v["Credentials"]["Expiration"]), now + 43_200);
+
+    // whoami: identity, source, and the cached session's time left.
+    let out = w.run(&["whoami"]).await.ok();
+    assert!(
+        out.stdout.contains(&format!("Arn:     {}", w.arn)),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("profile `alice` in"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("MFA device {}", w.serial)),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("(in 11h 59m)") || out.stdout.contains("(in 12h 0m)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(&w.secret));
+
+    // Without the cache, or after clearing it, a code is needed again: fail fast with exit 3.
+    for args in [
+        &["get-session-token", "--no-prompt", "--no-cache"][..],
+        &["get-session-token"][..],
+    ] {
+        if args.len() == 1 {
+            let out = w.run(&["cache", "clear"]).await.ok();
+            assert!(
+                out.stderr.contains("removed 1 cached session"),
+                "{}",
+                out.stderr
+            );
+            assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0);
+        }
+        let started = std::time::Instant::now();
+        let out = w.run(args).await;
+        assert_eq!(out.code, 3, "{args:?}: {}", out.stderr);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(out.stdout.is_empty());
+        assert!(
+            out.stderr
+                .contains(&format!("an MFA code for {} is needed", w.serial))
+                && out.stderr.contains("--token-code"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // A refused code is the broker's answer, as aws prints it (exit 254); the code is not echoed.
+    let out = w
+        .run(&["get-session-token", "--token-code", &code, "--no-cache"])
+        .await;
+    assert_eq!(out.code, 254, "a replayed code: {}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "An error occurred (AccessDenied) when calling the GetSessionToken operation"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&code));
+}
+
+#[tokio::test]
+async fn exec_passes_the_session_and_the_exit_code_and_credential_process_reads_a_seed() {
+    let w = Wrapper::new().await;
+    // CI style: the code computed from the seed file.
+    let seed_file = w.dir.path().join("seed");
+    std::fs::write(&seed_file, &w.seed).unwrap();
+    let out = w
+        .run(&[
+            "credential-process",
+            "--totp-secret-file",
+            seed_file.to_str().unwrap(),
+        ])
+        .await;
+    let v = credential_process(&out, w.app.clock.unix());
+    assert!(out.stderr.contains("new session"), "{}", out.stderr);
+
+    let out = w
+        .run(&[
+            "exec",
+            "--no-prompt",
+            "--",
+            "sh",
+            "-c",
+            "echo $AWS_ACCESS_KEY_ID; echo $AWS_SESSION_TOKEN; echo $AWS_CREDENTIAL_EXPIRATION; \
+             echo ${AWS_PROFILE:-no-profile}; exit 7",
+        ])
+        .await;
+    assert_eq!(out.code, 7, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("using cached session"),
+        "{}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            v["AccessKeyId"].as_str().unwrap(),
+            v["SessionToken"].as_str().unwrap(),
+            v["Expiration"].as_str().unwrap(),
+            "no-profile"
+        ]
+    );
+
+    // The variables work: a nested call signs with the session (x-amz-security-token).
+    let out = w
+        .run(&[
+            "exec",
+            "--no-prompt",
+            "--",
+            env!("CARGO_BIN_EXE_sts-broker"),
+            "sts",
+            "get-caller-identity",
+            "--output",
+            "text",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let fields: Vec<&str> = out.stdout.trim_end().split('\t').collect();
+    assert_eq!(fields.len(), 3, "{}", out.stdout);
+    assert_eq!(fields[1], w.arn);
+
+    let out = w
+        .run(&["exec", "--no-prompt", "--", "/nonexistent/cmd"])
+        .await;
+    assert_eq!(out.code, 127, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot run `/nonexistent/cmd`"),
+        "{}",
+        out.stderr
+    );
+
+    // totp prints the code the device shows now.
+    let before = step_of(time::OffsetDateTime::now_utc().unix_timestamp());
+    let out = w
+        .run(&["totp", "--secret-file", seed_file.to_str().unwrap()])
+        .await
+        .ok();
+    let after = step_of(time::OffsetDateTime::now_utc().unix_timestamp());
+    let code = out.stdout.trim_end();
+    assert!(
+        code == totp_at_step(&w.seed, before) || code == totp_at_step(&w.seed, after),
+        "{code}"
+    );
+    assert!(out.stderr.contains("more seconds"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_prompt_answered_on_a_pseudo_terminal_works() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) on this machine");
+        return;
+    }
+    use tokio::io::AsyncWriteExt;
+    let w = Wrapper::new().await;
+    let out_file = w.dir.path().join("out.json");
+    let inner = format!(
+        "{} get-session-token --output credential-process --credentials-file {} > {}",
+        env!("CARGO_BIN_EXE_sts-broker"),
+        w.creds_file.display(),
+        out_file.display()
+    );
+    let mut cmd = w.command(&["placeholder"]);
+    let std_cmd = cmd.as_std_mut();
+    let mut script = tokio::process::Command::new("script");
+    script
+        .args(["-qec", &inner, "/dev/null"])
+        .envs(std_cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = script.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{}\n", w.code()).as_bytes())
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the prompt was answered")
+        .unwrap();
+    drop(stdin);
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "terminal: {terminal}");
+    assert!(
+        terminal.contains(&format!("Enter MFA code for {}: ", w.serial)),
+        "{terminal}"
+    );
+    assert!(terminal.contains("new session"), "{terminal}");
+    let printed = Out {
+        code: 0,
+        stdout: std::fs::read_to_string(&out_file).unwrap(),
+        stderr: String::new(),
+    };
+    credential_process(&printed, w.app.clock.unix());
+}
+
+#[tokio::test]
+async fn sts_actions_print_json_text_and_table() {
+    let w = Wrapper::new().await;
+    let code = w.code();
+    let v = w
+        .run(&[
+            "sts",
+            "get-session-token",
+            "--serial-number",
+            &w.serial,
+            "--token-code",
+            &code,
+        ])
+        .await
+        .json();
+    let c = v["Credentials"].as_object().unwrap();
+    let mut keys: Vec<&str> = c.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "AccessKeyId",
+            "Expiration",
+            "SecretAccessKey",
+            "SessionToken"
+        ]
+    );
+    assert_eq!(
+        aws_time(&v["Credentials"]["Expiration"]),
+        w.app.clock.unix() + 43_200
+    );
+    assert!(
+        w.run(&["whoami"]).await.ok().stdout.contains("no session"),
+        "sts verbs do not cache"
+    );
+
+    let out = w
+        .run(&["sts", "get-caller-identity", "--output", "text"])
+        .await
+        .ok();
+    let account = w.app.broker().account().to_string();
+    let id = w.run(&["sts", "get-caller-identity"]).await.json();
+    assert_eq!(
+        out.stdout,
+        format!("{account}\t{}\t{}\n", w.arn, id["UserId"].as_str().unwrap())
+    );
+    let out = w
+        .run(&["sts", "get-caller-identity", "--output", "table"])
+        .await
+        .ok();
+    assert!(out.stdout.contains("GetCallerIdentity"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("| Arn     | {}", w.arn)),
+        "{}",
+        out.stdout
+    );
+
+    let out = w
+        .run(&[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/nope",
+            "--role-session-name",
+            "x",
+        ])
+        .await;
+    assert_eq!(out.code, 254, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("when calling the AssumeRole operation"),
+        "{}",
+        out.stderr
+    );
+}
