@@ -9,7 +9,7 @@ mod output;
 mod session;
 
 pub use configure::ConfigureArgs;
-pub use iam::{BootstrapMethod, DeviceCodes, IamAction};
+pub use iam::{BootstrapMethod, ContextEntries, DeviceCodes, IamAction, Simulation};
 pub use session::{EXIT_NEED_CODE, RoleArgs, SessionArgs, WrapperOutput};
 
 use crate::client::{Client, Credentials};
@@ -77,6 +77,16 @@ pub enum Command {
         output: output::Format,
         #[command(subcommand)]
         action: IamAction,
+    },
+    /// Ask the broker's policy decision point about a session (as a resource server does).
+    Authz {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// How to print the answer.
+        #[arg(long, value_enum, default_value = "json", global = true)]
+        output: output::Format,
+        #[command(subcommand)]
+        action: AuthzAction,
     },
     /// Get MFA-backed session credentials, prompting for the code once per session (cached).
     ///
@@ -233,6 +243,29 @@ pub enum StsAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AuthzAction {
+    /// May the holder of a session token perform an action on a resource?
+    ///
+    /// Prints Decision (allowed, explicitDeny or implicitDeny), PrincipalArn, MfaPresent,
+    /// MfaAgeSeconds (only when MFA is present) and the MatchedStatements.
+    Authorize {
+        /// The session token the client presented.
+        #[arg(long)]
+        session_token: String,
+        /// The IAM action, e.g. `s3:GetObject`.
+        #[arg(long)]
+        action: String,
+        /// The resource ARN the action is on.
+        #[arg(long)]
+        resource: String,
+        /// Extra request-context keys, as `iam simulate-custom-policy --context-entries` takes
+        /// them: `ContextKeyName=K,ContextKeyValues=V1,V2,ContextKeyType=stringList`.
+        #[arg(long, num_args = 1.., value_parser = iam::parse_context_entries)]
+        context_entries: Vec<iam::ContextEntries>,
+    },
+}
+
 /// Runs a parsed command; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
@@ -248,6 +281,11 @@ pub async fn run(cli: Cli) -> i32 {
             output,
             action,
         } => call(client, output, Verb::Iam(action)).await,
+        Command::Authz {
+            client,
+            output,
+            action,
+        } => call(client, output, Verb::Authz(action)).await,
         Command::GetSessionToken {
             client,
             session,
@@ -417,6 +455,7 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
 enum Verb {
     Sts(StsAction),
     Iam(IamAction),
+    Authz(AuthzAction),
 }
 
 /// The AWS operation name, e.g. `EnableMFADevice` for `IamAction::EnableMfaDevice`.
@@ -424,6 +463,7 @@ fn operation_name(verb: &Verb) -> String {
     let debug = match verb {
         Verb::Sts(a) => format!("{a:?}"),
         Verb::Iam(a) => format!("{a:?}"),
+        Verb::Authz(a) => format!("{a:?}"),
     };
     debug
         .split([' ', '{'])
@@ -441,6 +481,7 @@ async fn call(args: ClientArgs, format: output::Format, verb: Verb) -> anyhow::R
     let result = match verb {
         Verb::Sts(a) => sts_call(&client, a).await.map(Some),
         Verb::Iam(a) => iam::call(&client, a).await,
+        Verb::Authz(a) => authz_call(&client, a).await.map(Some),
     };
     match result {
         // Operations with an empty output print nothing, as aws does.
@@ -551,8 +592,40 @@ async fn sts_call(c: &Client, action: StsAction) -> Result<serde_json::Value, Ca
     }
 }
 
+async fn authz_call(c: &Client, action: AuthzAction) -> Result<serde_json::Value, CallError> {
+    let AuthzAction::Authorize {
+        session_token,
+        action,
+        resource,
+        context_entries,
+    } = action;
+    let r = c
+        .authz()
+        .authorize(c.signed(
+            "/authz.v1.AuthorizationService/Authorize",
+            crate::proto::authz::v1::AuthorizeRequest {
+                session_token,
+                action,
+                resource,
+                context_entries: iam::flatten_entries(context_entries),
+            },
+        )?)
+        .await?
+        .into_inner();
+    let mut v = json!({
+        "Decision": output::decision(r.decision),
+        "PrincipalArn": r.principal_arn,
+        "MfaPresent": r.mfa_present,
+        "MatchedStatements": output::statements(&r.matched_statements),
+    });
+    if let Some(age) = r.mfa_age_seconds {
+        v["MfaAgeSeconds"] = json!(age);
+    }
+    Ok(v)
+}
+
 /// A policy document given inline or as `file://PATH`, as aws takes them.
-fn read_document(arg: &str) -> anyhow::Result<String> {
+pub(super) fn read_document(arg: &str) -> anyhow::Result<String> {
     match arg.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read policy document `{path}`")),

@@ -264,6 +264,97 @@ pub fn virtual_mfa_device(d: &iam::VirtualMfaDevice) -> Value {
     v
 }
 
+/// A policy document as aws prints it: the parsed JSON, or the text when it does not parse.
+pub fn document(doc: &str) -> Value {
+    serde_json::from_str(doc).unwrap_or_else(|_| Value::String(doc.to_owned()))
+}
+
+/// A `Role`; `Description` only when it has one, as aws prints it.
+pub fn role(r: &iam::Role) -> Value {
+    let mut v = json!({
+        "Path": r.path,
+        "RoleName": r.role_name,
+        "RoleId": r.role_id,
+        "Arn": r.arn,
+        "CreateDate": time(r.create_date.as_ref()),
+        "AssumeRolePolicyDocument": document(&r.assume_role_policy_document),
+        "MaxSessionDuration": r.max_session_duration,
+    });
+    if !r.description.is_empty() {
+        v["Description"] = json!(r.description);
+    }
+    v
+}
+
+pub fn group(g: &iam::Group) -> Value {
+    json!({
+        "Path": g.path,
+        "GroupName": g.group_name,
+        "GroupId": g.group_id,
+        "Arn": g.arn,
+        "CreateDate": time(g.create_date.as_ref()),
+    })
+}
+
+/// A managed `Policy`; `Description` only when it has one, as aws prints it.
+pub fn policy(p: &iam::Policy) -> Value {
+    let mut v = json!({
+        "PolicyName": p.policy_name,
+        "PolicyId": p.policy_id,
+        "Arn": p.arn,
+        "Path": p.path,
+        "DefaultVersionId": p.default_version_id,
+        "AttachmentCount": p.attachment_count,
+        "IsAttachable": p.is_attachable,
+        "CreateDate": time(p.create_date.as_ref()),
+        "UpdateDate": time(p.update_date.as_ref()),
+    });
+    if !p.description.is_empty() {
+        v["Description"] = json!(p.description);
+    }
+    v
+}
+
+/// An `EvalDecision` as aws prints it: `allowed`, `explicitDeny` or `implicitDeny`.
+pub fn decision(d: i32) -> Value {
+    json!(match iam::EvalDecision::try_from(d) {
+        Ok(iam::EvalDecision::Allowed) => "allowed",
+        Ok(iam::EvalDecision::ExplicitDeny) => "explicitDeny",
+        Ok(iam::EvalDecision::ImplicitDeny) => "implicitDeny",
+        _ => "unspecified",
+    })
+}
+
+fn position(p: Option<&iam::Position>) -> Value {
+    let p = p.cloned().unwrap_or_default();
+    json!({ "Line": p.line, "Column": p.column })
+}
+
+/// A matched `Statement` (simulation, authorization).
+pub fn statement(s: &iam::Statement) -> Value {
+    json!({
+        "SourcePolicyId": s.source_policy_id,
+        "SourcePolicyType": s.source_policy_type,
+        "StartPosition": position(s.start_position.as_ref()),
+        "EndPosition": position(s.end_position.as_ref()),
+    })
+}
+
+pub fn statements(list: &[iam::Statement]) -> Value {
+    Value::Array(list.iter().map(statement).collect())
+}
+
+/// An `EvaluationResult` of SimulateCustomPolicy / SimulatePrincipalPolicy.
+pub fn evaluation_result(r: &iam::EvaluationResult) -> Value {
+    json!({
+        "EvalActionName": r.eval_action_name,
+        "EvalResourceName": r.eval_resource_name,
+        "EvalDecision": decision(r.eval_decision),
+        "MatchedStatements": statements(&r.matched_statements),
+        "MissingContextValues": r.missing_context_values,
+    })
+}
+
 /// `An error occurred (Code) when calling the Op operation: message`, as aws prints it.
 pub fn describe_status(operation: &str, s: &tonic::Status) -> String {
     let code = s

@@ -1055,3 +1055,282 @@ async fn sts_actions_print_json_text_and_table() {
         out.stderr
     );
 }
+
+const READ_OBJECTS: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+  ]
+}"#;
+
+#[tokio::test]
+async fn a_managed_policy_from_a_file_is_attached_and_simulated_as_aws_prints_it() {
+    let app = cli_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let account = app.broker().account().to_string();
+    iam(&app, &["create-user", "--user-name", "alice"])
+        .await
+        .ok();
+    let f = dir.path().join("read.json");
+    std::fs::write(&f, READ_OBJECTS).unwrap();
+    let url = format!("file://{}", f.display());
+
+    let v = iam(
+        &app,
+        &[
+            "create-policy",
+            "--policy-name",
+            "read-objects",
+            "--policy-document",
+            &url,
+            "--description",
+            "reads",
+        ],
+    )
+    .await
+    .json();
+    let p = &v["Policy"];
+    let arn = format!("arn:aws:iam::{account}:policy/read-objects");
+    assert_eq!(p["Arn"], json!(arn), "{v}");
+    assert_eq!(p["PolicyName"], "read-objects");
+    assert_eq!(p["Path"], "/");
+    assert_eq!(p["DefaultVersionId"], "v1");
+    assert_eq!(p["AttachmentCount"], 0);
+    assert_eq!(p["IsAttachable"], true);
+    assert!(p["PolicyId"].as_str().unwrap().starts_with("ANPA"), "{v}");
+    aws_time(&p["CreateDate"]);
+    aws_time(&p["UpdateDate"]);
+
+    let out = iam(
+        &app,
+        &[
+            "attach-user-policy",
+            "--user-name",
+            "alice",
+            "--policy-arn",
+            &arn,
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(out.stdout, "", "AttachUserPolicy has no output");
+    assert_eq!(
+        iam(
+            &app,
+            &["list-attached-user-policies", "--user-name", "alice"]
+        )
+        .await
+        .json(),
+        json!({ "AttachedPolicies": [{ "PolicyName": "read-objects", "PolicyArn": arn }] })
+    );
+    let v = iam(&app, &["get-policy", "--policy-arn", &arn])
+        .await
+        .json();
+    assert_eq!(v["Policy"]["AttachmentCount"], 1, "{v}");
+    let v = iam(
+        &app,
+        &["list-policies", "--scope", "Local", "--only-attached"],
+    )
+    .await
+    .json();
+    assert_eq!(v["Policies"].as_array().unwrap().len(), 1, "{v}");
+
+    let v = iam(
+        &app,
+        &[
+            "simulate-principal-policy",
+            "--policy-source-arn",
+            &format!("arn:aws:iam::{account}:user/alice"),
+            "--action-names",
+            "s3:GetObject",
+            "s3:PutObject",
+            "--resource-arns",
+            "arn:aws:s3:::bucket/key",
+            "--context-entries",
+            "ContextKeyName=aws:SourceIp,ContextKeyValues=10.0.0.1,ContextKeyType=ip",
+        ],
+    )
+    .await
+    .json();
+    let results = v["EvaluationResults"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{v}");
+    let allowed = &results[0];
+    assert_eq!(allowed["EvalActionName"], "s3:GetObject");
+    assert_eq!(allowed["EvalResourceName"], "arn:aws:s3:::bucket/key");
+    assert_eq!(allowed["EvalDecision"], "allowed");
+    let m = &allowed["MatchedStatements"][0];
+    assert_eq!(m["SourcePolicyId"], json!(arn), "{v}");
+    assert_eq!(m["SourcePolicyType"], "user-managed", "{v}");
+    // The statement is line 4 of the file, from its `{` to its `}`.
+    assert_eq!(m["StartPosition"], json!({ "Line": 4, "Column": 5 }), "{v}");
+    assert_eq!(m["EndPosition"]["Line"], 4, "{v}");
+    let denied = &results[1];
+    assert_eq!(denied["EvalActionName"], "s3:PutObject");
+    assert_eq!(denied["EvalDecision"], "implicitDeny");
+    assert_eq!(denied["MatchedStatements"], json!([]));
+
+    // A refused document is the broker's answer, printed as aws prints it.
+    let out = iam(
+        &app,
+        &[
+            "create-policy",
+            "--policy-name",
+            "broken",
+            "--policy-document",
+            r#"{"Version": "2012-10-17", "Statement": ["#,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 254, "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.starts_with(
+            "An error occurred (MalformedPolicyDocument) when calling the CreatePolicy operation: "
+        ),
+        "{}",
+        out.stderr
+    );
+    // A missing file is a local error (255), not sent.
+    let out = iam(
+        &app,
+        &[
+            "create-policy",
+            "--policy-name",
+            "nofile",
+            "--policy-document",
+            "file:///nonexistent/policy.json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 255, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/policy.json"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn inline_policies_round_trip_and_roles_are_created_and_read() {
+    let app = cli_app().await;
+    let account = app.broker().account().to_string();
+    iam(&app, &["create-user", "--user-name", "bob"]).await.ok();
+    let out = iam(
+        &app,
+        &[
+            "put-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-name",
+            "read",
+            "--policy-document",
+            READ_OBJECTS,
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(out.stdout, "");
+    let v = iam(
+        &app,
+        &[
+            "get-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-name",
+            "read",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(
+        v,
+        json!({
+            "UserName": "bob",
+            "PolicyName": "read",
+            "PolicyDocument": serde_json::from_str::<Value>(READ_OBJECTS).unwrap(),
+        })
+    );
+    let v = iam(
+        &app,
+        &[
+            "simulate-custom-policy",
+            "--policy-input-list",
+            READ_OBJECTS,
+            "--action-names",
+            "s3:GetObject",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(v["EvaluationResults"][0]["EvalDecision"], "allowed", "{v}");
+    iam(
+        &app,
+        &[
+            "delete-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-name",
+            "read",
+        ],
+    )
+    .await
+    .ok();
+    let out = iam(
+        &app,
+        &[
+            "get-user-policy",
+            "--user-name",
+            "bob",
+            "--policy-name",
+            "read",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 254, "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("(NoSuchEntity)"), "{}", out.stderr);
+
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/bob"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let created = iam(
+        &app,
+        &[
+            "create-role",
+            "--role-name",
+            "reader",
+            "--assume-role-policy-document",
+            &trust,
+            "--max-session-duration",
+            "7200",
+        ],
+    )
+    .await
+    .json();
+    let r = &created["Role"];
+    assert_eq!(r["RoleName"], "reader", "{created}");
+    assert_eq!(r["Path"], "/");
+    assert_eq!(
+        r["Arn"],
+        json!(format!("arn:aws:iam::{account}:role/reader"))
+    );
+    assert!(
+        r["RoleId"].as_str().unwrap().starts_with("AROA"),
+        "{created}"
+    );
+    assert_eq!(r["MaxSessionDuration"], 7200);
+    assert_eq!(
+        r["AssumeRolePolicyDocument"],
+        serde_json::from_str::<Value>(&trust).unwrap(),
+        "printed as the parsed document"
+    );
+    aws_time(&r["CreateDate"]);
+    let got = iam(&app, &["get-role", "--role-name", "reader"])
+        .await
+        .json();
+    assert_eq!(got, created);
+    iam(&app, &["delete-role", "--role-name", "reader"])
+        .await
+        .ok();
+    let out = iam(&app, &["get-role", "--role-name", "reader"]).await;
+    assert_eq!(out.code, 254, "stderr: {}", out.stderr);
+}
