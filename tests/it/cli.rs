@@ -654,7 +654,10 @@ fn rfc3339_z(v: &Value) -> i64 {
 #[track_caller]
 fn credential_process(out: &Out, now: i64) -> Value {
     let v = out.json();
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    // The set of members; their order is checked on the raw text below (a parsed Value's key
+    // order depends on serde_json's `preserve_order` feature, which another crate may turn on).
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
     let mut want = vec![
         "AccessKeyId",
         "Expiration",
