@@ -6,11 +6,14 @@
 //! MFA policy, then drives each scenario for `LOAD_SECONDS` with `LOAD_CONCURRENCY` callers:
 //!
 //! - `noop`: gRPC health `Check` on the same server (the baseline for "authenticated call vs no-op");
-//! - `gst`: `GetSessionToken` with a valid MFA code. With the real clock a device can give one
-//!   fresh code per 30 s step, so devices are rotated and a device is skipped until its next step;
-//!   once every device has been used in the current step the callers wait for the next step
-//!   ("pool dry"). The sustained rate is therefore bounded by `LOAD_USERS / 30 s`; the burst rate
-//!   (while fresh codes remain) is the broker's own rate and is reported separately;
+//! - `gst`: `GetSessionToken` with a valid MFA code. A device gives one fresh code per 30 s step,
+//!   so devices are rotated and each is used at most once per step. Once every device has been
+//!   used in the current step ("pool dry"), the in-process run moves the clock that the broker and
+//!   the generator share one step forward (a [`SteppingClock`]: wall clock + an offset), which is
+//!   what `LOAD_USERS` × more wall time would give; every call still verifies a fresh code and
+//!   writes its replay guard durably. Against `LOAD_ENDPOINT` the clock cannot move, so callers
+//!   wait for the next real step and the sustained rate is bounded by `LOAD_USERS / 30 s`; the
+//!   burst rate (while fresh codes remain) is reported separately;
 //! - `gci`: `GetCallerIdentity` signed (SigV4) with MFA-backed temporary credentials;
 //! - `authz`: `Authorize` of an MFA session's `s3:GetObject` by a resource-server user.
 //!
@@ -32,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sts_broker::client::{Client, Credentials};
-use sts_broker::clock::{SharedClock, SystemClock};
+use sts_broker::clock::{Clock, SharedClock, SystemClock};
 use sts_broker::mfa::{Seed, TotpParams, code_at};
 use sts_broker::proto::authz::v1 as authz;
 use sts_broker::proto::iam::v1 as iam;
@@ -114,6 +117,29 @@ fn is_loopback(endpoint: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback()),
         None => false,
+    }
+}
+
+/// The wall clock plus an offset that only grows, in whole TOTP steps. Shared by the in-process
+/// broker and every signing client, so SigV4 dates, TOTP steps and token times stay consistent.
+#[derive(Default)]
+struct SteppingClock {
+    offset: AtomicI64,
+}
+
+impl SteppingClock {
+    fn step_forward(&self) {
+        self.offset.fetch_add(30, Ordering::SeqCst);
+    }
+
+    fn steps_moved(&self) -> i64 {
+        self.offset.load(Ordering::SeqCst) / 30
+    }
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.offset.load(Ordering::SeqCst))
     }
 }
 
@@ -379,6 +405,8 @@ struct Env {
     sessions: Mutex<Vec<sts::Credentials>>,
     rs: Credentials,
     clock: SharedClock,
+    /// In-process runs: the shared clock, moved a step when every device has been used.
+    stepper: Option<Arc<SteppingClock>>,
     in_process: bool,
 }
 
@@ -388,19 +416,26 @@ enum Pick {
 }
 
 impl Env {
-    /// The next device with a fresh step (`last + 1 <= current + 1`, inside the ±1 window).
+    /// The next device with a fresh step (`last + 1 <= current + 1`, inside the ±1 window). When
+    /// every device has been used and the clock is ours to move, moves it one step and retries.
     fn pick_device(&self) -> Pick {
-        let now_step = self.clock.unix().div_euclid(30);
         let mut pool = self.pool.lock().unwrap();
-        for _ in 0..pool.len() {
-            let Some(i) = pool.pop_front() else { break };
-            pool.push_back(i);
-            let d = &self.devices[i];
-            let last = d.last_step.load(Ordering::Relaxed);
-            let next = last.max(now_step - 1) + 1;
-            if next <= now_step + 1 {
-                d.last_step.store(next, Ordering::Relaxed);
-                return Pick::Device(i, next);
+        for attempt in 0..2 {
+            let now_step = self.clock.unix().div_euclid(30);
+            for _ in 0..pool.len() {
+                let Some(i) = pool.pop_front() else { break };
+                pool.push_back(i);
+                let d = &self.devices[i];
+                let last = d.last_step.load(Ordering::Relaxed);
+                let next = last.max(now_step - 1) + 1;
+                if next <= now_step + 1 {
+                    d.last_step.store(next, Ordering::Relaxed);
+                    return Pick::Device(i, next);
+                }
+            }
+            match &self.stepper {
+                Some(c) if attempt == 0 => c.step_forward(),
+                _ => break,
             }
         }
         Pick::Dry
@@ -517,6 +552,7 @@ async fn caller(
 
 async fn run_scenario(env: Arc<Env>, scenario: &'static str) -> Row {
     let stats = Arc::new(Stats::default());
+    let steps0 = env.stepper.as_ref().map_or(0, |c| c.steps_moved());
     let (cpu0_s, cpu0_g) = cpu_ticks();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(env.opts.seconds);
@@ -577,6 +613,15 @@ async fn run_scenario(env: Arc<Env>, scenario: &'static str) -> Row {
     lat.sort_unstable();
     let ok = stats.ok.load(Ordering::Relaxed);
     let mut note = String::new();
+    if scenario == "gst"
+        && let Some(c) = &env.stepper
+    {
+        note = format!(
+            "each of the {} devices used at most once per step; the shared clock moved {} steps ahead",
+            env.devices.len(),
+            c.steps_moved() - steps0
+        );
+    }
     if scenario == "gst" {
         let dry = stats.pool_dry.load(Ordering::Relaxed);
         if dry > 0 {
@@ -624,7 +669,11 @@ fn main() {
         "noop" => vec!["noop"],
         other => panic!("LOAD_SCENARIO must be gst, gci, authz, noop or all, not `{other}`"),
     };
-    let clock: SharedClock = Arc::new(SystemClock);
+    let stepper = opts.endpoint.is_none().then(|| Arc::new(SteppingClock::default()));
+    let clock: SharedClock = match &stepper {
+        Some(c) => Arc::clone(c) as SharedClock,
+        None => Arc::new(SystemClock),
+    };
 
     // The broker's own runtime, so its threads can be told apart from the generator's.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -699,7 +748,8 @@ fn main() {
             clients.push(
                 Client::connect(&endpoint, REGION, root.clone())
                     .await
-                    .expect("connect"),
+                    .expect("connect")
+                    .with_clock(Arc::clone(&clock)),
             );
             let ch = tonic::transport::Endpoint::from_shared(endpoint.clone())
                 .expect("endpoint")
@@ -750,30 +800,32 @@ fn main() {
             sessions: Mutex::new(Vec::new()),
             rs,
             clock: Arc::clone(&clock),
+            stepper: stepper.clone(),
             in_process,
         });
 
-        // MFA-backed temporary credentials for gci/authz (one fresh code each).
-        if scenarios.iter().any(|s| *s == "gci" || *s == "authz") {
-            let want = opts.sessions.min(n);
-            let mut sessions = Vec::with_capacity(want);
-            while sessions.len() < want {
-                match env.pick_device() {
-                    Pick::Device(i, step) => {
-                        let s = env
-                            .get_session(&env.clients[0], i, step)
-                            .await
-                            .expect("MFA session for gci/authz");
-                        sessions.push(s);
-                    }
-                    Pick::Dry => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-            *env.sessions.lock().unwrap() = sessions;
-        }
-
         let mut rows = Vec::new();
         for s in &scenarios {
+            // MFA-backed temporary credentials for gci/authz (one fresh code each), made just
+            // before they are used: a `gst` run may have moved the clock by hours, and the
+            // authz policy wants MFA younger than an hour.
+            if matches!(*s, "gci" | "authz") && env.sessions.lock().unwrap().is_empty() {
+                let want = opts.sessions.min(n);
+                let mut sessions = Vec::with_capacity(want);
+                while sessions.len() < want {
+                    match env.pick_device() {
+                        Pick::Device(i, step) => {
+                            let s = env
+                                .get_session(&env.clients[0], i, step)
+                                .await
+                                .expect("MFA session for gci/authz");
+                            sessions.push(s);
+                        }
+                        Pick::Dry => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+                *env.sessions.lock().unwrap() = sessions;
+            }
             eprintln!("load: running {s} for {} s", opts.seconds);
             rows.push(run_scenario(Arc::clone(&env), s).await);
         }

@@ -192,6 +192,26 @@ fn status_exit(op: &str, s: &tonic::Status) -> anyhow::Error {
     .into()
 }
 
+/// `status_exit`, plus a hint when a code computed from a seed file was refused: the usual cause
+/// is that this step's code was already spent (by enabling the device, or by another job sharing
+/// the seed), and every code is accepted once.
+fn code_refused_exit(op: &str, st: &tonic::Status, args: &SessionArgs) -> anyhow::Error {
+    let mut message = output::describe_status(op, st);
+    if args.totp_secret_file.is_some() && st.message().contains("one time pass code") {
+        let period = TotpParams::AWS.period.as_secs();
+        let left = period - u64::try_from(now()).unwrap_or(0) % period;
+        message.push_str(&format!(
+            "\nsts-broker: each code is accepted once; if this step's code was already used \
+             (enabling the device, another job with the same seed), try again in {left} s"
+        ));
+    }
+    Exit {
+        code: EXIT_SERVICE_ERROR,
+        message,
+    }
+    .into()
+}
+
 /// A session for the caller: from the cache if a good one is there, else from the broker.
 pub async fn obtain(
     client: &ClientArgs,
@@ -248,7 +268,7 @@ pub async fn obtain(
             c.sts()
                 .get_session_token(req)
                 .await
-                .map_err(|e| status_exit(op, &e))?
+                .map_err(|e| code_refused_exit(op, &e, s))?
                 .into_inner()
                 .credentials
         }
@@ -271,7 +291,7 @@ pub async fn obtain(
             c.sts()
                 .assume_role(req)
                 .await
-                .map_err(|e| status_exit(op, &e))?
+                .map_err(|e| code_refused_exit(op, &e, s))?
                 .into_inner()
                 .credentials
         }

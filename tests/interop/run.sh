@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-language conformance checks: drives a real `sts-broker serve` from Python (grpcio, botocore's
 # SigV4 signer, grpcio-status, pyotp, PyJWT), as a new user of the broker would. Runs
-# check_foundation.py, check_mfa.py and check_sessions.py (shared helpers in broker_harness.py),
+# check_foundation.py, check_mfa.py, check_sessions.py and check_credential_process.py (botocore's
+# credential_process provider running the CLI; shared helpers in broker_harness.py),
 # each against its own fresh broker; exits non-zero if any fails; the last line is the combined
 # `N passed, M failed`.
 #
@@ -94,7 +95,7 @@ keep=()
 rc=0
 total_passed=0
 total_failed=0
-for script in check_foundation.py check_mfa.py check_sessions.py; do
+for script in check_foundation.py check_mfa.py check_sessions.py check_credential_process.py; do
     summary="$tmp/summary.${script%.py}"
     script_rc=0
     echo "== $script"

@@ -1337,3 +1337,187 @@ async fn inline_policies_round_trip_and_roles_are_created_and_read() {
     let out = iam(&app, &["get-role", "--role-name", "reader"]).await;
     assert_eq!(out.code, 254, "stderr: {}", out.stderr);
 }
+
+/// Runs `sts-broker ARGS` with profile `profile` of `creds_file`, against `app`.
+async fn run_with_profile(app: &TestApp, creds_file: &Path, profile: &str, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sts-broker"))
+        .args(args)
+        .arg("--endpoint")
+        .arg(&app.endpoint)
+        .arg("--credentials-file")
+        .arg(creds_file)
+        .arg("--profile")
+        .arg(profile)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env("STS_BROKER_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
+    let w = Wrapper::new().await;
+    let app = &w.app;
+    // alice may read reports only with MFA.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadReportsWithMfa",
+        "Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::reports/*",
+        "Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
+    iam(
+        app,
+        &[
+            "put-user-policy",
+            "--user-name",
+            "alice",
+            "--policy-name",
+            "read-reports",
+            "--policy-document",
+            policy,
+        ],
+    )
+    .await
+    .ok();
+
+    // The resource server is a user of its own whose only permission is sts:Authorize.
+    iam(app, &["create-user", "--user-name", "reports-api"])
+        .await
+        .ok();
+    iam(
+        app,
+        &[
+            "put-user-policy",
+            "--user-name",
+            "reports-api",
+            "--policy-name",
+            "authorize",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"sts:Authorize","Resource":"*"}}"#,
+        ],
+    )
+    .await
+    .ok();
+    let key = iam(app, &["create-access-key", "--user-name", "reports-api"])
+        .await
+        .json();
+    let rs_file = w.dir.path().join("reports-api-credentials");
+    std::fs::write(
+        &rs_file,
+        format!(
+            "[reports-api]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+
+    // alice's two sessions: one with MFA (the wrapper), one without (the plain sts action).
+    let issued_at = app.clock.unix();
+    let code = w.code();
+    let with_mfa = w
+        .run(&[
+            "credential-process",
+            "--token-code",
+            &code,
+            "--no-cache",
+        ])
+        .await
+        .json();
+    let without = w
+        .run(&["sts", "get-session-token"])
+        .await
+        .json();
+    let authorize = |token: String, output: &'static str| {
+        let rs_file = rs_file.clone();
+        async move {
+            run_with_profile(
+                app,
+                &rs_file,
+                "reports-api",
+                &[
+                    "authz",
+                    "authorize",
+                    "--session-token",
+                    &token,
+                    "--action",
+                    "s3:GetObject",
+                    "--resource",
+                    "arn:aws:s3:::reports/2026/q3.csv",
+                    "--output",
+                    output,
+                ],
+            )
+            .await
+        }
+    };
+
+    // The CLI signs with the wall clock, so the broker's clock may move only inside SigV4's
+    // five-minute window: 200 s is enough to show the age is counted from when the code was checked.
+    app.clock.advance(200);
+    let v = authorize(with_mfa["SessionToken"].as_str().unwrap().into(), "json")
+        .await
+        .json();
+    assert_eq!(v["Decision"], "allowed", "{v}");
+    assert_eq!(v["PrincipalArn"], json!(w.arn), "{v}");
+    assert_eq!(v["MfaPresent"], true, "{v}");
+    assert_eq!(v["MfaAgeSeconds"], json!(app.clock.unix() - issued_at), "{v}");
+    let matched = v["MatchedStatements"].as_array().unwrap();
+    assert_eq!(matched.len(), 1, "{v}");
+    assert_eq!(matched[0]["SourcePolicyId"], "read-reports", "{v}");
+
+    // Without MFA the same request is implicitly denied: no statement matched, no age reported.
+    let token = without["Credentials"]["SessionToken"].as_str().unwrap();
+    let v = authorize(token.into(), "json").await.json();
+    assert_eq!(v["Decision"], "implicitDeny", "{v}");
+    assert_eq!(v["PrincipalArn"], json!(w.arn), "{v}");
+    assert_eq!(v["MfaPresent"], false, "{v}");
+    assert!(v.get("MfaAgeSeconds").is_none(), "{v}");
+    assert_eq!(v["MatchedStatements"], json!([]), "{v}");
+
+    // Text output: the decision first, for shell scripts.
+    let out = authorize(token.into(), "text").await.ok();
+    assert!(out.stdout.starts_with("implicitDeny\t"), "{}", out.stdout);
+
+    // A forged token is the broker's refusal, as aws prints errors (exit 254), token not echoed.
+    let forged = format!("{}x", with_mfa["SessionToken"].as_str().unwrap());
+    let out = authorize(forged.clone(), "json").await;
+    assert_eq!(out.code, 254, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("An error occurred (InvalidClientTokenId) when calling the Authorize operation"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&forged));
+
+    // alice herself may not ask: Authorize is for principals granted sts:Authorize.
+    let alice_file = w.creds_file.clone();
+    let out = run_with_profile(
+        app,
+        &alice_file,
+        "alice",
+        &[
+            "authz",
+            "authorize",
+            "--session-token",
+            token,
+            "--action",
+            "s3:GetObject",
+            "--resource",
+            "arn:aws:s3:::reports/2026/q3.csv",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 254, "{}", out.stderr);
+    assert!(out.stderr.contains("(AccessDenied)"), "{}", out.stderr);
+}
