@@ -134,7 +134,7 @@ impl Broker {
             .map_err(|_| refuse(invalid_token(), None, "access key id is malformed"))?;
         let lookup = akid.clone();
         let record = self
-            .blocking(move |s| s.get_access_key(&lookup))
+            .cached(akid.as_str(), move |s| s.get_access_key(&lookup))
             .await
             .map_err(|e| refuse(e, Some(akid_text), "store failure"))?
             .ok_or_else(|| refuse(invalid_token(), Some(akid_text), "unknown access key"))?;

@@ -215,7 +215,9 @@ impl Broker {
         if found.is_none() {
             return Err(Self::no_such_user(&name));
         }
-        self.blocking(move |s| s.delete_user(&name)).await
+        let r = self.blocking(move |s| s.delete_user(&name)).await;
+        self.identities.invalidate();
+        r
     }
 
     /// Resolves whose keys a key call is about and authorizes `action` on it.
@@ -336,8 +338,11 @@ impl Broker {
         let target = self
             .key_target(caller, user_name, "iam:UpdateAccessKey")
             .await?;
-        self.blocking(move |s| s.update_access_key(&target.owner, &id, status))
-            .await
+        let r = self
+            .blocking(move |s| s.update_access_key(&target.owner, &id, status))
+            .await;
+        self.identities.invalidate();
+        r
     }
 
     /// `DeleteAccessKey`.
@@ -354,7 +359,10 @@ impl Broker {
         let target = self
             .key_target(caller, user_name, "iam:DeleteAccessKey")
             .await?;
-        self.blocking(move |s| s.delete_access_key(&target.owner, &id))
-            .await
+        let r = self
+            .blocking(move |s| s.delete_access_key(&target.owner, &id))
+            .await;
+        self.identities.invalidate();
+        r
     }
 }

@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod audit;
 mod auth;
+mod cache;
 mod iam;
 mod mfa;
 mod policies;
@@ -116,6 +117,7 @@ pub struct Broker {
     audit: AuditSink,
     sessions: SessionKeys,
     policy_cache: policies::PolicyCache,
+    identities: cache::IdentityCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -146,6 +148,7 @@ impl Broker {
             audit,
             sessions,
             policy_cache: policies::PolicyCache::default(),
+            identities: cache::IdentityCache::default(),
         }
     }
 
@@ -174,6 +177,24 @@ impl Broker {
     /// The newest audit records, newest first.
     pub async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, BrokerError> {
         self.blocking(move |s| s.recent_audit(limit)).await
+    }
+
+    /// A store record through the identity cache (see `cache.rs`); misses are not remembered.
+    async fn cached<V, F>(&self, id: &str, read: F) -> Result<Option<Arc<V>>, BrokerError>
+    where
+        V: cache::Cached + Send + Sync + 'static,
+        F: FnOnce(&dyn Store) -> Result<Option<V>, StoreError> + Send + 'static,
+    {
+        if let Some(v) = self.identities.get::<V>(id) {
+            return Ok(Some(v));
+        }
+        let generation = self.identities.generation();
+        let Some(v) = self.blocking(read).await? else {
+            return Ok(None);
+        };
+        let v = Arc::new(v);
+        self.identities.put(generation, id, Arc::clone(&v));
+        Ok(Some(v))
     }
 
     /// Runs a store call on the blocking pool.

@@ -208,8 +208,11 @@ impl Broker {
             && let Some(oldest) = keys.first()
         {
             let id = oldest.id.clone();
-            self.blocking(move |s| s.delete_access_key(&OwnerRef::Root, &id))
-                .await?;
+            let r = self
+                .blocking(move |s| s.delete_access_key(&OwnerRef::Root, &id))
+                .await;
+            self.identities.invalidate();
+            r?;
             deleted_key = Some(oldest.id.to_string());
         }
         let id = AccessKeyId::generate_long_term();

@@ -15,7 +15,7 @@ use crate::crypto::{Binding, MasterKey};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, RoleName, UserName, ValidationError};
 use crate::policy::{self, Context, PolicyDocument, PolicyKind, PrincipalInfo};
-use crate::store::{Role, Store};
+use crate::store::{Role, Store, User};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use time::{Duration, OffsetDateTime};
@@ -210,20 +210,22 @@ impl Broker {
             SessionKind::Session => {
                 let uid = claims.uid.clone();
                 let user = self
-                    .blocking(move |s| s.get_user_by_id(&uid))
+                    .cached(&claims.uid, move |s| s.get_user_by_id(&uid))
                     .await
                     .map_err(|e| (e, "store failure"))?
                     .ok_or((invalid(), "the session's user no longer exists"))?;
                 let arn = ids::user_arn(&self.account, &user.path, &user.name);
-                (Principal::User(user), arn)
+                (Principal::User(User::clone(&user)), arn)
             }
             SessionKind::Role => {
                 let rid = claims.role_id.clone().unwrap_or_default();
+                let key = rid.clone();
                 let role = self
-                    .blocking(move |s| s.get_role_by_id(&rid))
+                    .cached(&key, move |s| s.get_role_by_id(&rid))
                     .await
                     .map_err(|e| (e, "store failure"))?
                     .ok_or((invalid(), "the session's role no longer exists"))?;
+                let role = Role::clone(&role);
                 let arn = self.role_arn(&role);
                 let session_name = claims.sub.rsplit('/').next().unwrap_or_default().to_owned();
                 (Principal::AssumedRole { role, session_name }, arn)
@@ -694,7 +696,9 @@ impl Broker {
     /// `DeleteRole`.
     pub async fn delete_role(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
         let role = self.find_role(caller, name, "iam:DeleteRole").await?;
-        self.blocking(move |s| s.delete_role(&role.name)).await
+        let r = self.blocking(move |s| s.delete_role(&role.name)).await;
+        self.identities.invalidate();
+        r
     }
 
     /// `UpdateAssumeRolePolicy`.
@@ -713,8 +717,11 @@ impl Broker {
         PolicyDocument::parse(document, PolicyKind::Trust)
             .map_err(|e| BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string()))?;
         let doc = document.to_owned();
-        self.blocking(move |s| s.update_trust_policy(&role.name, &doc))
-            .await
+        let r = self
+            .blocking(move |s| s.update_trust_policy(&role.name, &doc))
+            .await;
+        self.identities.invalidate();
+        r
     }
 
     /// `RevokeSessions`: every session of the user or role issued at or before `issued_before`

@@ -26,6 +26,8 @@ struct Ring {
 /// The key ring. Swapped whole on rotation.
 pub struct KeyRing {
     ring: RwLock<Ring>,
+    /// Tokens whose signature and fixed claims were already checked (see `token.rs`).
+    pub(super) verified: super::token::VerifiedTokens,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -122,6 +124,7 @@ impl KeyRing {
     ) -> Result<Self, CredentialsError> {
         Ok(Self {
             ring: RwLock::new(build(records, master, now)?),
+            verified: super::token::VerifiedTokens::new(),
         })
     }
 
@@ -135,6 +138,8 @@ impl KeyRing {
         let ring = build(records, master, now)?;
         if let Ok(mut g) = self.ring.write() {
             *g = ring;
+            // A key may have left the ring: nothing it signed may be answered from memory.
+            self.verified.clear();
         }
         Ok(())
     }
@@ -404,6 +409,8 @@ mod tests {
         #[test]
         fn edited_payload_truncated_or_empty_signature() {
             let (r, tok, now, _) = setup();
+            // Verified once, so it is in the cache of verified tokens: edits must still miss it.
+            assert!(r.verify(&tok, &expect(), now).is_ok());
             let (h, mut p, sig) = parts(&tok);
             p["sub"] = serde_json::json!("arn:aws:iam::111122223333:root");
             assert_eq!(

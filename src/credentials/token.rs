@@ -3,9 +3,19 @@
 //! the header `typ` must be ours, the `kid` must name a key in our ring (no `jku`/`x5u`/`jwk` is
 //! ever followed: tokens carrying them are refused), `iss` and `aud` must match, and the time
 //! claims are checked against the broker's clock, not the library's, with no leeway on `exp`.
+//!
+//! The same session token comes back on every call its holder makes, and the Ed25519 check is the
+//! largest single cost of such a call (~70 µs here, see BENCHMARKS.md). So a token that passed
+//! every check except the time claims is remembered in a bounded cache keyed by the SHA-256 of
+//! the whole token and the expected issuer and audience; a hit skips only the signature and
+//! header work — the time claims are checked against the clock on every call, revocation is
+//! checked by the caller on every call, and the cache is emptied whenever the key ring changes.
+//! Keying on the whole token (not its signature) means a token altered anywhere is a miss.
 
 use super::keyring::KeyRing;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// The header `typ` of session tokens (explicit typing, RFC 8725 section 3.11).
 pub const TOKEN_TYPE: &str = "sts-session+jwt";
@@ -87,6 +97,32 @@ pub enum TokenError {
     NotYetValid,
 }
 
+/// How many verified tokens are remembered (each entry is a hash and the claims, ~0.5 KiB).
+const VERIFIED_CAPACITY: usize = 16_384;
+
+/// Tokens already verified, by SHA-256 of (issuer, audience, token).
+pub(super) struct VerifiedTokens(quick_cache::sync::Cache<[u8; 32], Arc<SessionClaims>>);
+
+impl VerifiedTokens {
+    pub(super) fn new() -> Self {
+        Self(quick_cache::sync::Cache::new(VERIFIED_CAPACITY))
+    }
+
+    pub(super) fn clear(&self) {
+        self.0.clear();
+    }
+
+    fn key(token: &str, expect: &Validation) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [expect.issuer.as_bytes(), expect.audience.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.update(token.as_bytes());
+        h.finalize().into()
+    }
+}
+
 /// What a token must say to be accepted.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -118,6 +154,21 @@ impl KeyRing {
         {
             return Err(TokenError::Malformed);
         }
+        let key = VerifiedTokens::key(token, expect);
+        let claims = match self.verified.0.get(&key) {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(self.verify_signed(token, expect)?);
+                self.verified.0.insert(key, Arc::clone(&c));
+                c
+            }
+        };
+        check_times(&claims, now)?;
+        Ok(SessionClaims::clone(&claims))
+    }
+
+    /// Everything but the time claims: header, key, signature, issuer, audience, fixed claims.
+    fn verify_signed(&self, token: &str, expect: &Validation) -> Result<SessionClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         // SECURITY: pin the algorithm and type before looking at anything else, and refuse any
         // header that points at key material elsewhere.
@@ -142,15 +193,20 @@ impl KeyRing {
         let data = jsonwebtoken::decode::<SessionClaims>(token, &key, &v)
             .map_err(|_| TokenError::Invalid)?;
         let c = data.claims;
-        if now >= c.exp {
-            return Err(TokenError::Expired);
-        }
-        if now + NBF_LEEWAY < c.nbf || now + NBF_LEEWAY < c.iat {
-            return Err(TokenError::NotYetValid);
-        }
         if c.exp <= c.iat || c.jti.is_empty() || c.akid.is_empty() {
             return Err(TokenError::Invalid);
         }
         Ok(c)
     }
+}
+
+/// The time claims against the broker's clock: no leeway on `exp`, a little on `nbf`/`iat`.
+fn check_times(c: &SessionClaims, now: i64) -> Result<(), TokenError> {
+    if now >= c.exp {
+        return Err(TokenError::Expired);
+    }
+    if now + NBF_LEEWAY < c.nbf || now + NBF_LEEWAY < c.iat {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
