@@ -139,7 +139,8 @@ impl SteppingClock {
 
 impl Clock for SteppingClock {
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.offset.load(Ordering::SeqCst))
+        time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(self.offset.load(Ordering::SeqCst))
     }
 }
 
@@ -669,7 +670,10 @@ fn main() {
         "noop" => vec!["noop"],
         other => panic!("LOAD_SCENARIO must be gst, gci, authz, noop or all, not `{other}`"),
     };
-    let stepper = opts.endpoint.is_none().then(|| Arc::new(SteppingClock::default()));
+    let stepper = opts
+        .endpoint
+        .is_none()
+        .then(|| Arc::new(SteppingClock::default()));
     let clock: SharedClock = match &stepper {
         Some(c) => Arc::clone(c) as SharedClock,
         None => Arc::new(SystemClock),

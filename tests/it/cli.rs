@@ -1425,18 +1425,10 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
     let issued_at = app.clock.unix();
     let code = w.code();
     let with_mfa = w
-        .run(&[
-            "credential-process",
-            "--token-code",
-            &code,
-            "--no-cache",
-        ])
+        .run(&["credential-process", "--token-code", &code, "--no-cache"])
         .await
         .json();
-    let without = w
-        .run(&["sts", "get-session-token"])
-        .await
-        .json();
+    let without = w.run(&["sts", "get-session-token"]).await.json();
     let authorize = |token: String, output: &'static str| {
         let rs_file = rs_file.clone();
         async move {
@@ -1470,7 +1462,11 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
     assert_eq!(v["Decision"], "allowed", "{v}");
     assert_eq!(v["PrincipalArn"], json!(w.arn), "{v}");
     assert_eq!(v["MfaPresent"], true, "{v}");
-    assert_eq!(v["MfaAgeSeconds"], json!(app.clock.unix() - issued_at), "{v}");
+    assert_eq!(
+        v["MfaAgeSeconds"],
+        json!(app.clock.unix() - issued_at),
+        "{v}"
+    );
     let matched = v["MatchedStatements"].as_array().unwrap();
     assert_eq!(matched.len(), 1, "{v}");
     assert_eq!(matched[0]["SourcePolicyId"], "read-reports", "{v}");
@@ -1493,8 +1489,9 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
     let out = authorize(forged.clone(), "json").await;
     assert_eq!(out.code, 254, "{}", out.stderr);
     assert!(
-        out.stderr
-            .starts_with("An error occurred (InvalidClientTokenId) when calling the Authorize operation"),
+        out.stderr.starts_with(
+            "An error occurred (InvalidClientTokenId) when calling the Authorize operation"
+        ),
         "{}",
         out.stderr
     );
