@@ -102,7 +102,8 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight calls finish, and commits the audit trail.
+    /// Stops accepting, lets in-flight calls finish, stops the MFA replay-guard writer, and
+    /// commits the audit trail.
     pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -116,6 +117,7 @@ impl Running {
             tracing::error!(error = %e, "server task failed");
             Ok(())
         });
+        self.broker.close_mfa_guard().await;
         self.broker.close_audit().await;
         let thread = self.audit_thread.take();
         drop(self);

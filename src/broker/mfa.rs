@@ -4,6 +4,9 @@
 //! SECURITY: a refused MFA authentication always gets the same answer, whether the code was
 //! wrong, replayed, throttled, locked, or for a device that is not the caller's; only the audit
 //! trail says which. Seeds are decrypted only inside the store's transaction, for one check.
+//!
+//! The verifier's checks go to the replay guard's group-commit writer ([`super::mfa_guard`]), which
+//! answers each only after the transaction recording it has committed.
 
 use super::{Broker, Caller, Principal, required};
 use crate::crypto::{Binding, MasterKey};
@@ -12,7 +15,8 @@ use crate::ids::{self, IamPath, ValidationError};
 use crate::mfa::totp::{self, ENABLE_WINDOW, RESYNC_WINDOW};
 use crate::mfa::{Seed, TotpCode, TotpParams};
 use crate::store::{
-    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaDevice, Owner, OwnerRef,
+    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner,
+    OwnerRef,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -495,33 +499,28 @@ impl Broker {
         let now = self.clock.now();
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let window = self.settings.mfa_window;
-        let policy = self.settings.lockout;
-        let serial_owned = serial.to_owned();
+        let check: Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send> = Box::new(move |d| {
+            let Some(seed) = open_seed(&master, d) else {
+                return CodeVerdict::Undecryptable;
+            };
+            let Ok(code) = TotpCode::parse(&code, d.params.digits) else {
+                return CodeVerdict::NoMatch;
+            };
+            let centre = totp::centre_step(totp::step_for(now_secs, d.params.period), d.drift);
+            match totp::verify(&seed, &d.params, &code, centre, window, d.last_step) {
+                totp::Match::Accepted { step } => CodeVerdict::Accepted { step, drift: None },
+                totp::Match::Replayed => CodeVerdict::Replayed,
+                totp::Match::NoMatch => CodeVerdict::NoMatch,
+            }
+        });
         let attempt = self
-            .blocking(move |s| {
-                s.mfa_authenticate(
-                    &owner,
-                    &serial_owned,
-                    now.unix_timestamp(),
-                    &policy,
-                    &mut |d| {
-                        let Some(seed) = open_seed(&master, d) else {
-                            return CodeVerdict::Undecryptable;
-                        };
-                        let Ok(code) = TotpCode::parse(&code, d.params.digits) else {
-                            return CodeVerdict::NoMatch;
-                        };
-                        let centre =
-                            totp::centre_step(totp::step_for(now_secs, d.params.period), d.drift);
-                        match totp::verify(&seed, &d.params, &code, centre, window, d.last_step) {
-                            totp::Match::Accepted { step } => {
-                                CodeVerdict::Accepted { step, drift: None }
-                            }
-                            totp::Match::Replayed => CodeVerdict::Replayed,
-                            totp::Match::NoMatch => CodeVerdict::NoMatch,
-                        }
-                    },
-                )
+            .mfa_guard
+            .authenticate(MfaCheck {
+                owner,
+                serial: serial.to_owned(),
+                now: now.unix_timestamp(),
+                policy: self.settings.lockout,
+                check,
             })
             .await?;
         match attempt {

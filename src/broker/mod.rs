@@ -1,7 +1,9 @@
 //! Use cases. Each call is orchestrated here: authenticate → authorize → act → audit.
 //!
 //! The broker knows nothing of gRPC: it takes parsed requests and returns domain values or a
-//! [`BrokerError`]. Blocking store calls run on tokio's blocking pool.
+//! [`BrokerError`]. Blocking store calls run on tokio's blocking pool, except the MFA checks of
+//! GetSessionToken/AssumeRole, which the replay guard's writer thread commits in groups
+//! ([`mfa_guard`]).
 
 pub mod actions;
 pub mod audit;
@@ -9,6 +11,7 @@ mod auth;
 mod cache;
 mod iam;
 mod mfa;
+pub mod mfa_guard;
 mod policies;
 mod report;
 mod sts;
@@ -26,6 +29,7 @@ use crate::error::{AwsCode, BrokerError};
 use crate::ids::{AccessKeyId, AccountId};
 use crate::store::{AuditEvent, Outcome, Store, StoreError, User};
 use audit::AuditSink;
+use mfa_guard::MfaGuard;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -115,6 +119,8 @@ pub struct Broker {
     account: AccountId,
     settings: BrokerSettings,
     audit: AuditSink,
+    mfa_guard: MfaGuard,
+    mfa_guard_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     sessions: SessionKeys,
     policy_cache: policies::PolicyCache,
     identities: cache::IdentityCache,
@@ -139,6 +145,9 @@ impl Broker {
         audit: AuditSink,
         sessions: SessionKeys,
     ) -> Self {
+        // The replay guard's writer starts with the broker and is stopped by `close_mfa_guard`
+        // (or, at the latest, when the broker is dropped).
+        let (mfa_guard, mfa_guard_thread) = MfaGuard::start(Arc::clone(&store));
         Self {
             store,
             master,
@@ -146,6 +155,8 @@ impl Broker {
             account,
             settings,
             audit,
+            mfa_guard,
+            mfa_guard_thread: std::sync::Mutex::new(mfa_guard_thread),
             sessions,
             policy_cache: policies::PolicyCache::default(),
             identities: cache::IdentityCache::default(),
@@ -167,6 +178,20 @@ impl Broker {
     /// Commits the audit trail and stops its writer (at shutdown).
     pub async fn close_audit(&self) {
         self.audit.close().await;
+    }
+
+    /// Answers every queued MFA check, stops the replay guard's writer and waits for it to end
+    /// (at shutdown, once no call is in flight). MFA checks fail afterwards.
+    pub async fn close_mfa_guard(&self) {
+        self.mfa_guard.close().await;
+        let thread = self.mfa_guard_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread
+            && tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_or(true, |joined| joined.is_err())
+        {
+            tracing::error!("the MFA replay-guard writer ended abnormally");
+        }
     }
 
     /// Waits until every audit event recorded so far is committed.

@@ -434,6 +434,7 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         &r.secret_access_key,
         now,
     )?;
+    broker.close_mfa_guard().await;
     broker.close_audit().await;
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     println!("root recovered for account {}", account);

@@ -1,7 +1,8 @@
 //! Persistence. The only module with SQL; it returns domain types, never rows.
 //!
 //! [`Store`] is the seam for a second backend; [`sqlite::SqliteStore`] is the embedded default.
-//! Methods are blocking: the broker calls them from `spawn_blocking`, never on the async executor.
+//! Methods are blocking: the broker calls them from `spawn_blocking` or from one of its writer
+//! threads (the audit trail, the MFA replay guard), never on the async executor.
 //! Secrets arrive here already sealed by the broker (`crypto`), so the store never sees plaintext.
 
 pub mod migrations;
@@ -220,6 +221,28 @@ pub enum BindOutcome {
     CodesRejected,
 }
 
+/// One MFA authentication queued for [`MfaStore::mfa_authenticate_batch`]: the arguments of
+/// [`MfaStore::mfa_authenticate`], owned, with a check that can cross to a writer thread.
+pub struct MfaCheck {
+    pub owner: OwnerRef,
+    pub serial: String,
+    /// Unix seconds, for the throttling gate and the failure counter.
+    pub now: i64,
+    pub policy: crate::mfa::lockout::LockoutPolicy,
+    /// Runs inside the transaction with the device row; it holds the code, so it is never printed.
+    pub check: Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send>,
+}
+
+impl std::fmt::Debug for MfaCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaCheck")
+            .field("owner", &self.owner)
+            .field("serial", &self.serial)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A principal's MFA failure counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LockoutState {
@@ -280,6 +303,20 @@ pub trait MfaStore {
         policy: &crate::mfa::lockout::LockoutPolicy,
         check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
     ) -> Result<MfaAttempt, StoreError>;
+    /// Several MFA authentications, one after another, exactly as if each were a separate
+    /// [`mfa_authenticate`](Self::mfa_authenticate) in that order (a later check sees the steps
+    /// and failure counts recorded by earlier ones), each answered on its own. The outer `Err`
+    /// means nothing was recorded and no request may be treated as accepted. A backend that can
+    /// commit them together (one durable commit for the batch) should; this default does not.
+    fn mfa_authenticate_batch(
+        &self,
+        reqs: &mut [MfaCheck],
+    ) -> Result<Vec<Result<MfaAttempt, StoreError>>, StoreError> {
+        Ok(reqs
+            .iter_mut()
+            .map(|r| self.mfa_authenticate(&r.owner, &r.serial, r.now, &r.policy, &mut *r.check))
+            .collect())
+    }
     fn mfa_lockout(&self, owner: &OwnerRef) -> Result<LockoutState, StoreError>;
     fn reset_mfa_lockout(&self, owner: &OwnerRef) -> Result<(), StoreError>;
     fn account_counts(&self) -> Result<AccountCounts, StoreError>;

@@ -4,11 +4,17 @@
 //! outcome (the new `last_step`, or the failure count), under the store's single connection. Two
 //! requests with the same code are therefore serialised: the second sees the first one's step and
 //! is a replay. The commit is durable (`synchronous=FULL`) before the caller learns the result.
+//!
+//! A batch ([`MfaStore::mfa_authenticate_batch`]) runs its checks one after another in one such
+//! transaction, each in its own SAVEPOINT (an SQL error undoes and fails that check alone), and
+//! commits once: the answers are returned only after that COMMIT, and a failed COMMIT fails them
+//! all. Within the batch each check sees the writes of the ones before it, so a code used twice is
+//! a replay the second time and failures add up, exactly as if the checks ran one by one.
 
 use super::sqlite::{SqliteStore, corrupt, from_ts, owner_sql, ts, user_from_row};
 use super::{
     AccountCounts, Assignment, BindOutcome, CodeVerdict, CredentialRow, DeviceKind, LockoutState,
-    MfaAttempt, MfaDevice, MfaRefusal, MfaStore, Owner, OwnerRef, StoreError,
+    MfaAttempt, MfaCheck, MfaDevice, MfaRefusal, MfaStore, Owner, OwnerRef, StoreError,
 };
 use crate::mfa::lockout::{Gate, LockoutPolicy};
 use crate::mfa::{Algorithm, Digits, Period, TotpParams};
@@ -102,6 +108,54 @@ fn lockout_row(conn: &Connection, owner: &OwnerRef) -> rusqlite::Result<LockoutS
         )
         .optional()?
         .unwrap_or_default())
+}
+
+/// One MFA authentication inside the caller's `BEGIN IMMEDIATE` transaction (or a savepoint of
+/// it): throttling gate, device, ownership, `check`, then the replay guard or the failure counter.
+/// The single and the batched paths both run this; committing is the caller's job.
+fn authenticate_in(
+    conn: &Connection,
+    owner: &OwnerRef,
+    serial: &str,
+    now: i64,
+    policy: &LockoutPolicy,
+    check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
+) -> Result<MfaAttempt, StoreError> {
+    let state = lockout_row(conn, owner)?;
+    match policy.gate(state.failures, state.last_failure_at, now) {
+        Gate::Locked => return Ok(MfaAttempt::Refused(MfaRefusal::Locked)),
+        Gate::Delayed { .. } => return Ok(MfaAttempt::Refused(MfaRefusal::Throttled)),
+        Gate::Open => {}
+    }
+    let refusal = match load_device(conn, serial)? {
+        None => MfaRefusal::UnknownDevice,
+        Some(d) if !owned_by(&d, owner) => MfaRefusal::ForeignDevice,
+        Some(d) => match check(&d) {
+            CodeVerdict::Accepted { step, drift } => {
+                conn.execute(
+                    "UPDATE mfa_devices SET last_step = ?1, drift = ?2 WHERE id = ?3",
+                    params![step_sql(step)?, drift.unwrap_or(d.drift), d.id],
+                )?;
+                conn.execute(
+                    "DELETE FROM mfa_lockout WHERE principal = ?1",
+                    [principal_key(owner)],
+                )?;
+                return Ok(MfaAttempt::Accepted {
+                    step,
+                    serial: d.serial,
+                });
+            }
+            CodeVerdict::Replayed => MfaRefusal::Replayed,
+            CodeVerdict::NoMatch => MfaRefusal::WrongCode,
+            CodeVerdict::Undecryptable => MfaRefusal::Undecryptable,
+        },
+    };
+    conn.execute(
+        "INSERT INTO mfa_lockout (principal, failures, last_failure_at) VALUES (?1, 1, ?2)
+         ON CONFLICT (principal) DO UPDATE SET failures = failures + 1, last_failure_at = ?2",
+        params![principal_key(owner), now],
+    )?;
+    Ok(MfaAttempt::Refused(refusal))
 }
 
 impl MfaStore for SqliteStore {
@@ -284,43 +338,41 @@ impl MfaStore for SqliteStore {
     ) -> Result<MfaAttempt, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = lockout_row(&tx, owner)?;
-        match policy.gate(state.failures, state.last_failure_at, now) {
-            Gate::Locked => return Ok(MfaAttempt::Refused(MfaRefusal::Locked)),
-            Gate::Delayed { .. } => return Ok(MfaAttempt::Refused(MfaRefusal::Throttled)),
-            Gate::Open => {}
-        }
-        let refusal = match load_device(&tx, serial)? {
-            None => MfaRefusal::UnknownDevice,
-            Some(d) if !owned_by(&d, owner) => MfaRefusal::ForeignDevice,
-            Some(d) => match check(&d) {
-                CodeVerdict::Accepted { step, drift } => {
-                    tx.execute(
-                        "UPDATE mfa_devices SET last_step = ?1, drift = ?2 WHERE id = ?3",
-                        params![step_sql(step)?, drift.unwrap_or(d.drift), d.id],
-                    )?;
-                    tx.execute(
-                        "DELETE FROM mfa_lockout WHERE principal = ?1",
-                        [principal_key(owner)],
-                    )?;
-                    tx.commit()?;
-                    return Ok(MfaAttempt::Accepted {
-                        step,
-                        serial: d.serial,
-                    });
-                }
-                CodeVerdict::Replayed => MfaRefusal::Replayed,
-                CodeVerdict::NoMatch => MfaRefusal::WrongCode,
-                CodeVerdict::Undecryptable => MfaRefusal::Undecryptable,
-            },
-        };
-        tx.execute(
-            "INSERT INTO mfa_lockout (principal, failures, last_failure_at) VALUES (?1, 1, ?2)
-             ON CONFLICT (principal) DO UPDATE SET failures = failures + 1, last_failure_at = ?2",
-            params![principal_key(owner), now],
-        )?;
+        let attempt = authenticate_in(&tx, owner, serial, now, policy, check)?;
         tx.commit()?;
-        Ok(MfaAttempt::Refused(refusal))
+        Ok(attempt)
+    }
+
+    fn mfa_authenticate_batch(
+        &self,
+        reqs: &mut [MfaCheck],
+    ) -> Result<Vec<Result<MfaAttempt, StoreError>>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut answers = Vec::with_capacity(reqs.len());
+        for r in reqs.iter_mut() {
+            let mut sp = tx.savepoint()?;
+            match authenticate_in(&sp, &r.owner, &r.serial, r.now, &r.policy, &mut *r.check) {
+                Ok(attempt) => {
+                    sp.commit()?;
+                    answers.push(Ok(attempt));
+                }
+                Err(e) => {
+                    // Undo this request's writes only. If SQLite already rolled back the whole
+                    // transaction (I/O error, full disk), ROLLBACK TO fails and the batch fails.
+                    sp.rollback()?;
+                    sp.commit()?;
+                    answers.push(Err(e));
+                }
+            }
+            if tx.is_autocommit() {
+                return Err(StoreError::Internal(
+                    "the MFA batch transaction ended early".into(),
+                ));
+            }
+        }
+        tx.commit()?;
+        Ok(answers)
     }
 
     fn mfa_lockout(&self, owner: &OwnerRef) -> Result<LockoutState, StoreError> {
@@ -411,5 +463,408 @@ impl MfaStore for SqliteStore {
                 |r| Ok((from_ts(r.get(0)?), r.get(1)?)),
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{IamPath, UserName};
+    use crate::mfa::TotpParams;
+    use crate::store::{Store, User};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const NOW: i64 = 1_780_000_000;
+
+    fn user(s: &SqliteStore, name: &str) -> OwnerRef {
+        let u = User {
+            id: crate::ids::generate_unique_id("AIDA"),
+            name: UserName::parse(name).unwrap(),
+            path: IamPath::root(),
+            created: from_ts(NOW),
+        };
+        s.create_user(&u).unwrap();
+        OwnerRef::User(u.id)
+    }
+
+    /// A virtual device `serial` enabled for `owner`, with step 1 already used.
+    fn device(s: &SqliteStore, serial: &str, owner: &OwnerRef) {
+        s.insert_mfa_devices(&[MfaDevice {
+            id: crate::ids::generate_unique_id("MFAD"),
+            serial: serial.to_owned(),
+            kind: DeviceKind::Virtual,
+            seed_blob: vec![1, 2, 3],
+            params: TotpParams::AWS,
+            owner: None,
+            enabled_at: None,
+            last_step: None,
+            drift: 0,
+            created: from_ts(NOW),
+        }])
+        .unwrap();
+        let r = s.bind_mfa_device(serial, owner, false, from_ts(NOW), &mut |_| {
+            CodeVerdict::Accepted {
+                step: 1,
+                drift: Some(0),
+            }
+        });
+        assert_eq!(r.unwrap(), BindOutcome::Done);
+    }
+
+    fn last_step(s: &SqliteStore, serial: &str) -> Option<u64> {
+        s.get_mfa_device(serial).unwrap().unwrap().last_step
+    }
+
+    fn failures(s: &SqliteStore, owner: &OwnerRef) -> u32 {
+        s.mfa_lockout(owner).unwrap().failures
+    }
+
+    /// Like the broker's TOTP check of a code for `step`: replayed if the device has used it.
+    fn code_at(step: u64) -> Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send> {
+        Box::new(move |d| {
+            if d.last_step.is_some_and(|last| last >= step) {
+                CodeVerdict::Replayed
+            } else {
+                CodeVerdict::Accepted { step, drift: None }
+            }
+        })
+    }
+
+    fn verdict(v: CodeVerdict) -> Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send> {
+        Box::new(move |_| v)
+    }
+
+    fn req(
+        owner: &OwnerRef,
+        serial: &str,
+        check: Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send>,
+    ) -> MfaCheck {
+        MfaCheck {
+            owner: owner.clone(),
+            serial: serial.to_owned(),
+            now: NOW,
+            policy: LockoutPolicy::default(),
+            check,
+        }
+    }
+
+    fn accepted(step: u64, serial: &str) -> MfaAttempt {
+        MfaAttempt::Accepted {
+            step,
+            serial: serial.to_owned(),
+        }
+    }
+
+    /// The answers of a batch, with store errors as `None`.
+    fn run(s: &SqliteStore, reqs: &mut [MfaCheck]) -> Vec<Option<MfaAttempt>> {
+        s.mfa_authenticate_batch(reqs)
+            .unwrap()
+            .into_iter()
+            .map(Result::ok)
+            .collect()
+    }
+
+    #[test]
+    fn the_same_step_twice_in_one_batch_is_accepted_then_replayed() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        device(&s, "arn:aws:iam::123456789012:mfa/alice", &alice);
+        let serial = "arn:aws:iam::123456789012:mfa/alice";
+        let answers = run(
+            &s,
+            &mut [
+                req(&alice, serial, code_at(7)),
+                req(&alice, serial, code_at(7)),
+            ],
+        );
+        assert_eq!(
+            answers,
+            [
+                Some(accepted(7, serial)),
+                Some(MfaAttempt::Refused(MfaRefusal::Replayed))
+            ]
+        );
+        assert_eq!(last_step(&s, serial), Some(7));
+        assert_eq!(failures(&s, &alice), 1, "the replay counts as a failure");
+        // And it stays spent for a later batch.
+        let again = run(&s, &mut [req(&alice, serial, code_at(7))]);
+        assert_eq!(again, [Some(MfaAttempt::Refused(MfaRefusal::Replayed))]);
+    }
+
+    #[test]
+    fn each_request_of_a_mixed_batch_gets_its_own_answer() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let bob = user(&s, "bob");
+        let (mine, other, theirs) = ("alice-phone-1", "alice-phone-2", "bob-phone-01");
+        device(&s, mine, &alice);
+        device(&s, other, &alice);
+        device(&s, theirs, &bob);
+        let foreign_checks = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&foreign_checks);
+        let answers = run(
+            &s,
+            &mut [
+                req(&alice, "no-such-serial", code_at(5)),
+                req(
+                    &alice,
+                    theirs,
+                    Box::new(move |_| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        CodeVerdict::Accepted {
+                            step: 5,
+                            drift: None,
+                        }
+                    }),
+                ),
+                req(&alice, other, verdict(CodeVerdict::NoMatch)),
+                req(&alice, other, verdict(CodeVerdict::Undecryptable)),
+                req(&alice, mine, code_at(5)),
+            ],
+        );
+        assert_eq!(
+            answers,
+            [
+                Some(MfaAttempt::Refused(MfaRefusal::UnknownDevice)),
+                Some(MfaAttempt::Refused(MfaRefusal::ForeignDevice)),
+                Some(MfaAttempt::Refused(MfaRefusal::WrongCode)),
+                Some(MfaAttempt::Refused(MfaRefusal::Undecryptable)),
+                Some(accepted(5, mine)),
+            ]
+        );
+        assert_eq!(foreign_checks.load(Ordering::SeqCst), 0, "never checked");
+        assert_eq!(last_step(&s, mine), Some(5), "only the good code moves");
+        assert_eq!(last_step(&s, other), Some(1));
+        assert_eq!(last_step(&s, theirs), Some(1));
+        assert_eq!(failures(&s, &alice), 0, "the success cleared the count");
+        assert_eq!(failures(&s, &bob), 0, "bob's counter is not alice's");
+    }
+
+    #[test]
+    fn failures_add_up_within_a_batch_and_gate_the_later_requests() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let bob = user(&s, "bob");
+        device(&s, "alice-phone", &alice);
+        device(&s, "bob-phone-1", &bob);
+        let policy = LockoutPolicy {
+            free_failures: 10,
+            max_delay_secs: 300,
+            lock_at: 3,
+        };
+        let mut reqs: Vec<MfaCheck> = (0..4)
+            .map(|_| req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)))
+            .chain([
+                req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
+                req(&alice, "alice-phone", code_at(9)),
+            ])
+            .collect();
+        for r in &mut reqs {
+            r.policy = policy;
+        }
+        let wrong = Some(MfaAttempt::Refused(MfaRefusal::WrongCode));
+        let locked = Some(MfaAttempt::Refused(MfaRefusal::Locked));
+        assert_eq!(
+            run(&s, &mut reqs),
+            [
+                wrong.clone(),
+                wrong.clone(),
+                wrong.clone(),
+                locked.clone(),
+                wrong,
+                locked
+            ]
+        );
+        assert_eq!(failures(&s, &alice), 3);
+        assert_eq!(failures(&s, &bob), 1);
+        assert_eq!(last_step(&s, "alice-phone"), Some(1), "locked: not checked");
+
+        // Throttling: past the free failures, a retry at the same second is delayed, uncounted.
+        let carol = user(&s, "carol");
+        device(&s, "carol-phone", &carol);
+        let policy = LockoutPolicy {
+            free_failures: 2,
+            max_delay_secs: 300,
+            lock_at: 100,
+        };
+        let mut reqs: Vec<MfaCheck> = (0..4)
+            .map(|_| req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch)))
+            .collect();
+        for r in &mut reqs {
+            r.policy = policy;
+        }
+        let answers = run(&s, &mut reqs);
+        let throttled = Some(MfaAttempt::Refused(MfaRefusal::Throttled));
+        assert_eq!(
+            answers,
+            [
+                Some(MfaAttempt::Refused(MfaRefusal::WrongCode)),
+                Some(MfaAttempt::Refused(MfaRefusal::WrongCode)),
+                throttled.clone(),
+                throttled
+            ]
+        );
+        assert_eq!(failures(&s, &carol), 2);
+    }
+
+    #[test]
+    fn a_batch_answers_exactly_as_the_same_checks_one_by_one() {
+        fn scenario(alice: &OwnerRef, bob: &OwnerRef) -> Vec<MfaCheck> {
+            vec![
+                req(alice, "alice-phone", code_at(4)),
+                req(alice, "alice-phone", code_at(3)),
+                req(alice, "alice-phone", verdict(CodeVerdict::NoMatch)),
+                req(bob, "alice-phone", code_at(8)),
+                req(bob, "bob-phone-1", code_at(4)),
+                req(alice, "alice-phone", code_at(4)),
+                req(alice, "alice-phone", code_at(6)),
+                req(bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
+            ]
+        }
+        let setup = || {
+            let s = SqliteStore::open_in_memory().unwrap();
+            let alice = user(&s, "alice");
+            let bob = user(&s, "bob");
+            device(&s, "alice-phone", &alice);
+            device(&s, "bob-phone-1", &bob);
+            (s, alice, bob)
+        };
+        let (batched, a1, b1) = setup();
+        let batch_answers = run(&batched, &mut scenario(&a1, &b1));
+        let (single, a2, b2) = setup();
+        let single_answers: Vec<_> = scenario(&a2, &b2)
+            .iter_mut()
+            .map(|r| {
+                single
+                    .mfa_authenticate(&r.owner, &r.serial, r.now, &r.policy, &mut *r.check)
+                    .ok()
+            })
+            .collect();
+        assert_eq!(batch_answers, single_answers);
+        assert_eq!(batch_answers[0], Some(accepted(4, "alice-phone")));
+        assert_eq!(batch_answers[6], Some(accepted(6, "alice-phone")));
+        for serial in ["alice-phone", "bob-phone-1"] {
+            assert_eq!(last_step(&batched, serial), last_step(&single, serial));
+        }
+        assert_eq!(failures(&batched, &a1), failures(&single, &a2));
+        assert_eq!(failures(&batched, &b1), failures(&single, &b2));
+        assert_eq!(
+            failures(&batched, &b1),
+            1,
+            "foreign, cleared by a success, wrong"
+        );
+    }
+
+    #[test]
+    fn a_request_whose_sql_fails_is_undone_alone() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let carol = user(&s, "carol");
+        let dave = user(&s, "dave");
+        device(&s, "alice-phone", &alice);
+        device(&s, "carol-phone", &carol);
+        device(&s, "dave-phone1", &dave);
+        // Carol has one failure on record; clearing it after her success will fail, after her
+        // step was already written in the transaction.
+        assert_eq!(
+            run(
+                &s,
+                &mut [req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch))]
+            ),
+            [Some(MfaAttempt::Refused(MfaRefusal::WrongCode))]
+        );
+        let OwnerRef::User(carol_id) = &carol else {
+            unreachable!()
+        };
+        s.conn()
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TEMP TRIGGER no_clear BEFORE DELETE ON main.mfa_lockout
+                 WHEN OLD.principal = '{carol_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+            ))
+            .unwrap();
+        // Dave's device row is unreadable.
+        s.conn()
+            .unwrap()
+            .execute(
+                "UPDATE mfa_devices SET algorithm = 'bogus' WHERE serial = 'dave-phone1'",
+                [],
+            )
+            .unwrap();
+        let answers = s
+            .mfa_authenticate_batch(&mut [
+                req(&alice, "alice-phone", code_at(5)),
+                req(&carol, "carol-phone", code_at(5)),
+                req(&dave, "dave-phone1", code_at(5)),
+                req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch)),
+                req(&alice, "alice-phone", code_at(6)),
+            ])
+            .unwrap();
+        assert!(
+            matches!(answers[1], Err(StoreError::Sqlite(_))),
+            "{answers:?}"
+        );
+        assert!(
+            matches!(answers[2], Err(StoreError::Sqlite(_))),
+            "{answers:?}"
+        );
+        let ok: Vec<_> = answers.into_iter().filter_map(Result::ok).collect();
+        assert_eq!(
+            ok,
+            [
+                accepted(5, "alice-phone"),
+                MfaAttempt::Refused(MfaRefusal::WrongCode),
+                accepted(6, "alice-phone"),
+            ]
+        );
+        assert_eq!(last_step(&s, "alice-phone"), Some(6));
+        assert_eq!(
+            last_step(&s, "carol-phone"),
+            Some(1),
+            "carol's step write was rolled back with her failed request"
+        );
+        assert_eq!(
+            failures(&s, &carol),
+            2,
+            "her later wrong code still counted"
+        );
+        assert_eq!(failures(&s, &dave), 0);
+    }
+
+    #[test]
+    fn a_batch_whose_commit_fails_records_nothing() {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let bob = user(&s, "bob");
+        device(&s, "alice-phone", &alice);
+        device(&s, "bob-phone-1", &bob);
+        // A deferred foreign-key violation lets every statement run and fails the COMMIT.
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TEMP TABLE child (p INTEGER REFERENCES parent(id)
+                     DEFERRABLE INITIALLY DEFERRED);
+                 CREATE TEMP TRIGGER poison AFTER UPDATE ON main.mfa_devices
+                 BEGIN INSERT INTO child VALUES (42); END;",
+            )
+            .unwrap();
+        let r = s.mfa_authenticate_batch(&mut [
+            req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
+            req(&alice, "alice-phone", code_at(5)),
+        ]);
+        assert!(r.is_err(), "{r:?}");
+        assert_eq!(last_step(&s, "alice-phone"), Some(1));
+        assert_eq!(failures(&s, &bob), 0, "the failure was not recorded either");
+        // The connection is usable afterwards.
+        s.conn()
+            .unwrap()
+            .execute_batch("DROP TRIGGER temp.poison")
+            .unwrap();
+        assert_eq!(
+            run(&s, &mut [req(&alice, "alice-phone", code_at(5))]),
+            [Some(accepted(5, "alice-phone"))]
+        );
     }
 }
