@@ -1,4 +1,6 @@
-//! Load generator: `cargo bench --bench load` (a plain `main`, `harness = false`).
+//! Load generator: `cargo bench --bench load` (a plain `main`, `harness = false`). CI runs it
+//! for a few seconds in the test profile (`cargo test --bench load`) as a smoke test: the exit
+//! status is 1 when any call failed or a scenario completed none.
 //!
 //! Starts the broker in-process on 127.0.0.1:0 with a temporary data directory (or targets
 //! `LOAD_ENDPOINT`, loopback only, with the root credentials file `LOAD_ROOT_CREDENTIALS`),
@@ -24,7 +26,8 @@
 //! Server RSS and CPU: the broker runs in this process, so RSS (`/proc/self/status`) covers the
 //! broker *and* the generator. CPU is split per thread from `/proc/self/task/*/stat`: threads of
 //! the broker's runtime (`sts-broker*`) and its audit writer count as server, everything else
-//! (the `load*` runtime, main thread) as generator. With `LOAD_ENDPOINT` neither is available.
+//! (the `load*` runtime, main thread) as generator. With `LOAD_ENDPOINT`, set `LOAD_SERVER_PID`
+//! to the broker's pid to have its RSS and CPU read from `/proc/PID`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -146,8 +149,19 @@ impl Clock for SteppingClock {
 
 // ---------------------------------------------------------------- process statistics
 
+/// `LOAD_SERVER_PID`: the broker's process when it runs outside the generator (`LOAD_ENDPOINT`).
+fn server_pid() -> Option<u32> {
+    static PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *PID.get_or_init(|| std::env::var("LOAD_SERVER_PID").ok()?.parse().ok())
+}
+
+/// (VmRSS, VmHWM) in KiB of the broker: its own process if known, else this one.
 fn rss_kib() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let path = match server_pid() {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".into(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -157,32 +171,34 @@ fn rss_kib() -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// (server ticks, generator ticks) from every thread of this process; 100 ticks = 1 CPU-second.
+/// (comm, utime + stime) of a `/proc/.../stat` file; 100 ticks = 1 CPU-second.
+fn stat_ticks(path: &Path) -> Option<(String, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the comm: state is field 3, utime 14, stime 15 (proc(5)).
+    let field = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some((stat[open + 1..close].to_owned(), field(11) + field(12)))
+}
+
+/// (server ticks, generator ticks). In process, split per thread by name: the broker's runtime
+/// (`sts-broker*`) and its writer threads count as server, the rest as generator.
 fn cpu_ticks() -> (u64, u64) {
-    let mut server = 0;
+    let mut server = server_pid()
+        .and_then(|pid| stat_ticks(Path::new(&format!("/proc/{pid}/stat"))))
+        .map_or(0, |(_, t)| t);
     let mut generator = 0;
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return (0, 0);
+        return (server, 0);
     };
     for entry in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+        let Some((comm, ticks)) = stat_ticks(&entry.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // After the comm: state is field 3, utime 14, stime 15 (proc(5)).
-        let ticks = rest
-            .get(11)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            + rest
-                .get(12)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        if comm.starts_with("sts-broker") || comm.starts_with("audit-writer") {
+        let broker_thread = ["sts-broker", "audit-writer", "mfa-guard"]
+            .iter()
+            .any(|p| comm.starts_with(p));
+        if broker_thread && server_pid().is_none() {
             server += ticks;
         } else {
             generator += ticks;
@@ -408,7 +424,8 @@ struct Env {
     clock: SharedClock,
     /// In-process runs: the shared clock, moved a step when every device has been used.
     stepper: Option<Arc<SteppingClock>>,
-    in_process: bool,
+    /// Whether the broker's CPU and RSS can be read (in process, or `LOAD_SERVER_PID`).
+    observed: bool,
 }
 
 enum Pick {
@@ -561,7 +578,7 @@ async fn run_scenario(env: Arc<Env>, scenario: &'static str) -> Row {
     let progress = {
         let stats = Arc::clone(&stats);
         let done = Arc::clone(&done);
-        let in_process = env.in_process;
+        let observed = env.observed;
         tokio::spawn(async move {
             let mut last = (0u64, cpu_ticks().0, Instant::now());
             loop {
@@ -572,7 +589,7 @@ async fn run_scenario(env: Arc<Env>, scenario: &'static str) -> Row {
                 let ok = stats.ok.load(Ordering::Relaxed);
                 let (cpu_s, _) = cpu_ticks();
                 let dt = last.2.elapsed().as_secs_f64();
-                let server = if in_process {
+                let server = if observed {
                     format!(
                         ", server CPU {:.0}%, RSS {:.1} MiB",
                         (cpu_s - last.1) as f64 / dt,
@@ -648,11 +665,11 @@ async fn run_scenario(env: Arc<Env>, scenario: &'static str) -> Row {
         ],
         errors: std::mem::take(&mut *stats.errors.lock().unwrap()),
         server_cpu: env
-            .in_process
+            .observed
             .then(|| (cpu1_s - cpu0_s) as f64 / 100.0 / seconds),
         gen_cpu: (cpu1_g - cpu0_g) as f64 / 100.0 / seconds,
         rss_mib: env
-            .in_process
+            .observed
             .then(|| rss_kib().map_or(0.0, |r| r.0 as f64 / 1024.0)),
         note,
     }
@@ -805,7 +822,7 @@ fn main() {
             rs,
             clock: Arc::clone(&clock),
             stepper: stepper.clone(),
-            in_process,
+            observed: in_process || server_pid().is_some(),
         });
 
         let mut rows = Vec::new();
@@ -840,6 +857,11 @@ fn main() {
         let _ = server_rt.block_on(r.shutdown());
     }
     let peak = rss_kib().map(|r| r.1 as f64 / 1024.0);
+    let whose = if server_pid().is_some() {
+        "of the broker process"
+    } else {
+        "of the process (broker + generator)"
+    };
 
     println!();
     println!(
@@ -873,7 +895,18 @@ fn main() {
         }
     }
     if let Some(p) = peak {
-        println!("peak RSS of the process (broker + generator): {p:.1} MiB");
+        println!("peak RSS {whose}: {p:.1} MiB");
     }
     drop(tmp);
+    // A run with errors (or a scenario that did nothing) is a failed run: CI's smoke run relies
+    // on this exit status.
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.err > 0 || r.ok == 0)
+        .map(|r| r.scenario.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("load: errors or no successful call in {failed:?}");
+        std::process::exit(1);
+    }
 }

@@ -130,7 +130,7 @@ mod tests {
         assert!(c.get::<User>("AIDA1").is_none());
         let g = c.generation();
         c.put(g, "AIDA1", user("AIDA1", "alice"));
-        assert_eq!(c.get::<User>("AIDA1").unwrap().name, "alice");
+        assert_eq!(c.get::<User>("AIDA1").unwrap().name.as_str(), "alice");
     }
 
     #[test]
@@ -150,6 +150,6 @@ mod tests {
         }
         c.put(g, "last", user("AIDA2", "bob"));
         assert!(c.get::<User>("u0").is_none());
-        assert_eq!(c.get::<User>("last").unwrap().name, "bob");
+        assert_eq!(c.get::<User>("last").unwrap().name.as_str(), "bob");
     }
 }

@@ -167,7 +167,7 @@ impl KeyRing {
         Ok(SessionClaims::clone(&claims))
     }
 
-    /// Everything but the time claims: header, key, signature, issuer, audience, fixed claims.
+    /// Everything but `check_times`: header, key, signature, issuer, audience, required claims.
     fn verify_signed(&self, token: &str, expect: &Validation) -> Result<SessionClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         // SECURITY: pin the algorithm and type before looking at anything else, and refuse any
@@ -192,21 +192,21 @@ impl KeyRing {
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<SessionClaims>(token, &key, &v)
             .map_err(|_| TokenError::Invalid)?;
-        let c = data.claims;
-        if c.exp <= c.iat || c.jti.is_empty() || c.akid.is_empty() {
-            return Err(TokenError::Invalid);
-        }
-        Ok(c)
+        Ok(data.claims)
     }
 }
 
-/// The time claims against the broker's clock: no leeway on `exp`, a little on `nbf`/`iat`.
+/// The time claims against the broker's clock (no leeway on `exp`, a little on `nbf`/`iat`), then
+/// the claims every token of ours has. Checked on every call, cached or not, in this order.
 fn check_times(c: &SessionClaims, now: i64) -> Result<(), TokenError> {
     if now >= c.exp {
         return Err(TokenError::Expired);
     }
     if now + NBF_LEEWAY < c.nbf || now + NBF_LEEWAY < c.iat {
         return Err(TokenError::NotYetValid);
+    }
+    if c.exp <= c.iat || c.jti.is_empty() || c.akid.is_empty() {
+        return Err(TokenError::Invalid);
     }
     Ok(())
 }
