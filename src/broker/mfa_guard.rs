@@ -197,6 +197,38 @@ mod tests {
         owner
     }
 
+    /// Queues one check per step before the writer can take any, closes the guard, waits for its
+    /// thread to end, and returns the guard (now closed) with every answer in order.
+    async fn queue_then_close(
+        store: &Arc<dyn Store>,
+        owner: &OwnerRef,
+        steps: &[u64],
+    ) -> (MfaGuard, Vec<Answer>) {
+        let (guard, thread) = MfaGuard::start(Arc::clone(store));
+        let mut pending = Vec::new();
+        for &step in steps {
+            let (tx, rx) = oneshot::channel();
+            assert!(
+                guard
+                    .tx
+                    .send(Msg::Check(code_at(owner, step), tx))
+                    .await
+                    .is_ok()
+            );
+            pending.push(rx);
+        }
+        guard.close().await;
+        tokio::task::spawn_blocking(move || thread.unwrap().join())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut answers = Vec::new();
+        for rx in pending {
+            answers.push(rx.await.unwrap());
+        }
+        (guard, answers)
+    }
+
     fn code_at(owner: &OwnerRef, step: u64) -> MfaCheck {
         MfaCheck {
             owner: owner.clone(),
@@ -252,28 +284,8 @@ mod tests {
     async fn close_answers_what_was_queued_then_refuses() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
         let owner = setup(store.as_ref());
-        let (guard, thread) = MfaGuard::start(Arc::clone(&store));
-        let mut answers = Vec::new();
-        for step in [3, 3, 4] {
-            let (tx, rx) = oneshot::channel();
-            assert!(
-                guard
-                    .tx
-                    .send(Msg::Check(code_at(&owner, step), tx))
-                    .await
-                    .is_ok()
-            );
-            answers.push(rx);
-        }
-        guard.close().await;
-        tokio::task::spawn_blocking(move || thread.unwrap().join())
-            .await
-            .unwrap()
-            .unwrap();
-        let mut got = Vec::new();
-        for rx in answers {
-            got.push(rx.await.unwrap().unwrap());
-        }
+        let (guard, answers) = queue_then_close(&store, &owner, &[3, 3, 4]).await;
+        let got: Vec<MfaAttempt> = answers.into_iter().map(Result::unwrap).collect();
         assert_eq!(
             got,
             [
@@ -313,26 +325,9 @@ mod tests {
                  BEGIN INSERT INTO child VALUES (42); END;",
             )
             .unwrap();
-        let (guard, thread) = MfaGuard::start(Arc::clone(&store));
-        let mut answers = Vec::new();
-        for step in [5, 5, 6] {
-            let (tx, rx) = oneshot::channel();
-            assert!(
-                guard
-                    .tx
-                    .send(Msg::Check(code_at(&owner, step), tx))
-                    .await
-                    .is_ok()
-            );
-            answers.push(rx);
-        }
-        guard.close().await;
-        tokio::task::spawn_blocking(move || thread.unwrap().join())
-            .await
-            .unwrap()
-            .unwrap();
-        for rx in answers {
-            assert!(rx.await.unwrap().is_err(), "nothing is accepted");
+        let (_, answers) = queue_then_close(&store, &owner, &[5, 5, 6]).await;
+        for a in answers {
+            assert!(a.is_err(), "nothing is accepted");
         }
         assert_eq!(
             store.get_mfa_device(SERIAL).unwrap().unwrap().last_step,

@@ -26,6 +26,14 @@ impl Out {
         self
     }
 
+    /// Exit 254 and the error line aws prints for `code` from `operation`.
+    #[track_caller]
+    fn aws_error(&self, code: &str, operation: &str) {
+        assert_eq!(self.code, 254, "{}", self.stderr);
+        let want = format!("An error occurred ({code}) when calling the {operation} operation");
+        assert!(self.stderr.starts_with(&want), "{}", self.stderr);
+    }
+
     #[track_caller]
     fn json(&self) -> Value {
         assert_eq!(self.code, 0, "stderr: {}", self.stderr);
@@ -827,14 +835,7 @@ async fn a_session_is_prompted_for_once_then_served_from_the_private_cache() {
     let out = w
         .run(&["get-session-token", "--token-code", &code, "--no-cache"])
         .await;
-    assert_eq!(out.code, 254, "a replayed code: {}", out.stderr);
-    assert!(
-        out.stderr.starts_with(
-            "An error occurred (AccessDenied) when calling the GetSessionToken operation"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.aws_error("AccessDenied", "GetSessionToken");
     assert!(!out.stderr.contains(&code));
 }
 
@@ -1487,14 +1488,7 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
     // A forged token is the broker's refusal, as aws prints errors (exit 254), token not echoed.
     let forged = format!("{}x", with_mfa["SessionToken"].as_str().unwrap());
     let out = authorize(forged.clone(), "json").await;
-    assert_eq!(out.code, 254, "{}", out.stderr);
-    assert!(
-        out.stderr.starts_with(
-            "An error occurred (InvalidClientTokenId) when calling the Authorize operation"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.aws_error("InvalidClientTokenId", "Authorize");
     assert!(!out.stderr.contains(&forged));
 
     // alice herself may not ask: Authorize is for principals granted sts:Authorize.
@@ -1515,6 +1509,5 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
         ],
     )
     .await;
-    assert_eq!(out.code, 254, "{}", out.stderr);
-    assert!(out.stderr.contains("(AccessDenied)"), "{}", out.stderr);
+    out.aws_error("AccessDenied", "Authorize");
 }
