@@ -4,9 +4,9 @@
 //!
 //! Correctness rule: an entry never outlives a change to what it describes. Every broker method
 //! that changes or removes a cached kind of record (`DeleteUser`, `UpdateAccessKey`,
-//! `DeleteAccessKey`, `DeleteRole`, `UpdateAssumeRolePolicy`, dropping root's keys) calls
-//! [`IdentityCache::invalidate`] after its store write, which empties the cache and moves its
-//! generation on. A reader notes the generation before it reads the store and stores what it read
+//! `DeleteAccessKey`, `DeleteRole`, `UpdateAssumeRolePolicy`, dropping root's keys) makes its store
+//! write through `Broker::blocking_identity_change`, which then calls
+//! [`IdentityCache::invalidate`]: the cache is emptied and its generation moves on. A reader notes the generation before it reads the store and stores what it read
 //! only if the generation has not moved since, so a read that raced a change cannot put the old
 //! record back. Misses are not remembered (a key or user created later is found at once). Each
 //! map is bounded; when one is full it is emptied rather than grown.

@@ -215,9 +215,8 @@ impl Broker {
         if found.is_none() {
             return Err(Self::no_such_user(&name));
         }
-        let r = self.blocking(move |s| s.delete_user(&name)).await;
-        self.identities.invalidate();
-        r
+        self.blocking_identity_change(move |s| s.delete_user(&name))
+            .await
     }
 
     /// Resolves whose keys a key call is about and authorizes `action` on it.
@@ -338,11 +337,8 @@ impl Broker {
         let target = self
             .key_target(caller, user_name, "iam:UpdateAccessKey")
             .await?;
-        let r = self
-            .blocking(move |s| s.update_access_key(&target.owner, &id, status))
-            .await;
-        self.identities.invalidate();
-        r
+        self.blocking_identity_change(move |s| s.update_access_key(&target.owner, &id, status))
+            .await
     }
 
     /// `DeleteAccessKey`.
@@ -359,10 +355,7 @@ impl Broker {
         let target = self
             .key_target(caller, user_name, "iam:DeleteAccessKey")
             .await?;
-        let r = self
-            .blocking(move |s| s.delete_access_key(&target.owner, &id))
-            .await;
-        self.identities.invalidate();
-        r
+        self.blocking_identity_change(move |s| s.delete_access_key(&target.owner, &id))
+            .await
     }
 }

@@ -222,6 +222,18 @@ impl Broker {
         Ok(Some(v))
     }
 
+    /// [`Broker::blocking`] for a write that changes or removes access keys, users or roles: the
+    /// identity cache is emptied after it, whether or not it succeeded.
+    async fn blocking_identity_change<T, F>(&self, f: F) -> Result<T, BrokerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let r = self.blocking(f).await;
+        self.identities.invalidate();
+        r
+    }
+
     /// Runs a store call on the blocking pool.
     async fn blocking<T, F>(&self, f: F) -> Result<T, BrokerError>
     where

@@ -208,11 +208,8 @@ impl Broker {
             && let Some(oldest) = keys.first()
         {
             let id = oldest.id.clone();
-            let r = self
-                .blocking(move |s| s.delete_access_key(&OwnerRef::Root, &id))
-                .await;
-            self.identities.invalidate();
-            r?;
+            self.blocking_identity_change(move |s| s.delete_access_key(&OwnerRef::Root, &id))
+                .await?;
             deleted_key = Some(oldest.id.to_string());
         }
         let id = AccessKeyId::generate_long_term();

@@ -696,9 +696,8 @@ impl Broker {
     /// `DeleteRole`.
     pub async fn delete_role(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
         let role = self.find_role(caller, name, "iam:DeleteRole").await?;
-        let r = self.blocking(move |s| s.delete_role(&role.name)).await;
-        self.identities.invalidate();
-        r
+        self.blocking_identity_change(move |s| s.delete_role(&role.name))
+            .await
     }
 
     /// `UpdateAssumeRolePolicy`.
@@ -717,11 +716,8 @@ impl Broker {
         PolicyDocument::parse(document, PolicyKind::Trust)
             .map_err(|e| BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string()))?;
         let doc = document.to_owned();
-        let r = self
-            .blocking(move |s| s.update_trust_policy(&role.name, &doc))
-            .await;
-        self.identities.invalidate();
-        r
+        self.blocking_identity_change(move |s| s.update_trust_policy(&role.name, &doc))
+            .await
     }
 
     /// `RevokeSessions`: every session of the user or role issued at or before `issued_before`
