@@ -51,8 +51,8 @@ async fn create_key(c: &Client, user: Option<&str>) -> Result<(), tonic::Status>
     c.iam().create_access_key(req).await.map(|_| ())
 }
 
-/// AWS's "manage own MFA, deny everything else without MFA" sample (aws-behaviour.md section 5.3,
-/// verbatim statements) together with AWS's statement that lets users manage their own access
+/// AWS's "manage own MFA, deny everything else without MFA" sample (IAM User Guide example
+/// policy, verbatim statements) together with AWS's statement that lets users manage their own access
 /// keys, as the full "manage own credentials" sample has it.
 fn self_manage_with_mfa_policy() -> String {
     let fixture: Value = serde_json::from_str(
