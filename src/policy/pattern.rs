@@ -58,9 +58,10 @@ enum Unit {
 /// leftmost occurrence also ends first and leaves the most text for the rest), so there is no
 /// backtracking: every text character is looked at a bounded number of times.
 ///
-/// Cost: O(|pattern| + |text|) when every segment containing `?` has at most 64 elements;
-/// a longer segment with `?` is searched bit-parallel (Shift-And) in O(|text| × ⌈len / 64⌉).
-/// Segments without `?` use `str::find`, which is linear (Two-Way).
+/// Cost: O(|pattern| + |text|) when every segment containing `?` has at most 64 elements.
+/// Segments without `?` are found with `str::find`, which is linear (Two-Way); a segment with
+/// `?` is found bit-parallel (Shift-And: one mask lookup, a binary search over the segment's
+/// distinct characters, per text character), in O(|text| × ⌈len / 64⌉) when it is longer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Matcher {
     first: Segment,
@@ -192,7 +193,7 @@ impl Segment {
                 return None;
             }
         }
-        Some(chars.next().map_or(text.len(), |(i, _)| i))
+        Some(chars.offset())
     }
 
     /// Whether this segment matches the end of `text`.
@@ -246,8 +247,8 @@ impl ShiftAnd {
             }
         }
         // `?` accepts every character, including the named ones.
-        for (k, x) in masks.iter_mut().enumerate() {
-            *x |= other.get(k % words).copied().unwrap_or(0);
+        for (j, x) in masks.iter_mut().enumerate() {
+            *x |= other.get(j % words).copied().unwrap_or(0);
         }
         ShiftAnd {
             len,
@@ -1018,6 +1019,27 @@ mod tests {
             let toks = toks_of(&pattern);
             proptest::prop_assert!(backtracking_reference(&toks, &text));
             proptest::prop_assert!(glob_match(&toks, &text), "{} vs {}", pattern, text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
+
+        /// Segments of 60 to 140 elements with `?`, so the Shift-And state spans one to three
+        /// words, against texts of mostly `a`: the carry between words must be right.
+        #[test]
+        fn multi_word_segments_agree_with_the_reference(
+            seg in "[a?]{60,140}",
+            text in "a{40,150}b?a{0,20}",
+        ) {
+            // Between two stars: the segment is searched for, not anchored.
+            let pattern = format!("*{seg}b*");
+            let toks = toks_of(&pattern);
+            proptest::prop_assert_eq!(
+                glob_match(&toks, &text),
+                backtracking_reference(&toks, &text),
+                "{} vs {}", pattern, text
+            );
         }
     }
 
