@@ -52,7 +52,18 @@ pub fn new_signing_key(
     master: &MasterKey,
     now: OffsetDateTime,
 ) -> Result<SigningKeyRecord, CredentialsError> {
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    sealed_record(
+        master,
+        &ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        now,
+    )
+}
+
+fn sealed_record(
+    master: &MasterKey,
+    signing: &ed25519_dalek::SigningKey,
+    now: OffsetDateTime,
+) -> Result<SigningKeyRecord, CredentialsError> {
     let public = signing.verifying_key().to_bytes();
     let kid = b64url(&Sha256::digest(public)[..12]);
     let seed = Zeroizing::new(signing.to_bytes());
@@ -126,6 +137,18 @@ impl KeyRing {
             ring: RwLock::new(build(records, master, now)?),
             verified: super::token::VerifiedTokens::new(),
         })
+    }
+
+    /// A ring whose only key is the Ed25519 key with this `seed`, current since the Unix epoch:
+    /// the fixed key ring of the fuzz targets (`fuzz/`). The broker never calls it; its keys are
+    /// random and come sealed from the store.
+    #[doc(hidden)]
+    pub fn fixed_for_fuzzing(seed: &[u8; 32]) -> Result<Self, CredentialsError> {
+        let master = MasterKey::from_bytes(seed)
+            .map_err(|e| CredentialsError::Key("fixed".into(), e.to_string()))?;
+        let epoch = OffsetDateTime::UNIX_EPOCH;
+        let record = sealed_record(&master, &ed25519_dalek::SigningKey::from_bytes(seed), epoch)?;
+        Self::from_records(&[record], &master, epoch)
     }
 
     /// Replaces the ring after a rotation.
@@ -264,6 +287,19 @@ mod tests {
             ..expect()
         };
         assert_eq!(r.verify(&tok, &wrong_iss, now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn fixed_rings_are_the_same_key_for_the_same_seed() {
+        let now = 1_800_000_000;
+        let a = KeyRing::fixed_for_fuzzing(&[0x42; 32]).unwrap();
+        let b = KeyRing::fixed_for_fuzzing(&[0x42; 32]).unwrap();
+        let c = KeyRing::fixed_for_fuzzing(&[0x43; 32]).unwrap();
+        assert_eq!(a.current_kid(), b.current_kid());
+        assert_eq!(a.jwks(), b.jwks());
+        let tok = a.sign(&claims(now)).unwrap();
+        assert_eq!(b.verify(&tok, &expect(), now).unwrap(), claims(now));
+        assert_eq!(c.verify(&tok, &expect(), now), Err(TokenError::UnknownKey));
     }
 
     #[test]
