@@ -10,6 +10,7 @@ pub mod audit;
 mod auth;
 mod cache;
 mod iam;
+pub mod input;
 mod mfa;
 pub mod mfa_guard;
 mod policies;
@@ -26,8 +27,9 @@ pub use sts::{IssuedCredentials, SessionKeys};
 use crate::clock::SharedClock;
 use crate::crypto::{Binding, MasterKey};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{AccessKeyId, AccountId};
+use crate::ids::{AccessKeyId, AccountId, ValidationError};
 use crate::store::{AuditEvent, Outcome, Store, StoreError, User};
+use actions::{Resource, Rpc};
 use audit::AuditSink;
 use mfa_guard::MfaGuard;
 use std::net::SocketAddr;
@@ -283,6 +285,24 @@ impl Broker {
             .await;
     }
 
+    /// A request a door refused before calling a use case, as the answer to give. A refused
+    /// `GetSessionToken` duration is also audited with its reason, as the use case itself did
+    /// before durations were checked at the edge; the door records every call's outcome anyway.
+    pub async fn refuse_input(&self, caller: &Caller, rpc: Rpc, e: ValidationError) -> BrokerError {
+        let bad_duration = rpc == Rpc::GetSessionToken && e.field == "durationSeconds";
+        let e = BrokerError::from(e);
+        if bad_duration {
+            self.audit_caller(
+                caller,
+                rpc.action(),
+                Err(&e),
+                Some("bad duration".to_owned()),
+            )
+            .await;
+        }
+        e
+    }
+
     /// AWS's rules for GetSessionToken credentials: no IAM action unless the session has MFA
     /// (AWS answers `InvalidClientTokenId` there), and no STS action but `AssumeRole` and
     /// `GetCallerIdentity` (and the broker's own `Authorize`).
@@ -321,21 +341,12 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<(String, String, String), BrokerError> {
-        self.authorize(caller, "sts:GetCallerIdentity", "*").await?;
+        self.authorize(caller, Rpc::GetCallerIdentity, &Resource::any())
+            .await?;
         Ok((
             self.account.to_string(),
             caller.arn.clone(),
             caller.user_id.clone(),
         ))
     }
-}
-
-/// A request field that is required but was empty.
-pub fn required(field: &'static str) -> BrokerError {
-    BrokerError::new(
-        AwsCode::ValidationError,
-        format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ),
-    )
 }

@@ -10,12 +10,18 @@
 //! Compiled policy sets are cached per principal and the whole cache is dropped on any change to
 //! policies, attachments or group membership, so a decision never uses a stale document.
 
-use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
+use super::actions::{PolicyVerb, Resource, ResourceKind, Rpc};
+use super::input::{
+    Attachment, Authorize, CreateGroup, CreatePolicy, ForGroup, ForPolicy, GroupMembership,
+    InlinePolicy, ListAttachedPolicies, ListPolicies, PolicyScope, PrincipalName, PutInlinePolicy,
+    Simulate,
+};
+use super::{Broker, Caller, Principal, SessionInfo, UserView};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
+use crate::ids::{self, Arn, GroupName, IamPath, RoleName, UserName};
 use crate::policy::{
-    self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
-    PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
+    self, Context, ContextValue, Decision, EvalDecision, MatchedStatement, Number, PolicyDocument,
+    PolicyKind, PolicySource, Request, SourceType,
 };
 use crate::store::{Group, ManagedPolicy, PrincipalKind};
 use std::collections::HashMap;
@@ -207,9 +213,19 @@ impl Broker {
     pub(super) async fn authorize(
         &self,
         caller: &Caller,
-        action: &str,
-        resource: &str,
+        rpc: Rpc,
+        resource: &Resource,
     ) -> Result<(), BrokerError> {
+        // INVARIANT: the table row of `rpc` says what it is authorized on; a call site that
+        // passes another kind of resource is a bug, and fails closed.
+        if !rpc.admits(resource) {
+            return Err(BrokerError::internal(format!(
+                "{} was to be authorized on a {:?} resource",
+                rpc.action(),
+                resource.kind()
+            )));
+        }
+        let (action, resource) = (rpc.action(), resource.arn());
         Self::temporary_credential_limits(caller, action)?;
         if matches!(action, "sts:GetCallerIdentity" | "sts:GetSessionToken")
             || matches!(caller.principal, Principal::Root)
@@ -241,55 +257,43 @@ impl Broker {
 
     // ---------------------------------------------------------------- principals by name
 
-    fn arn(&self, kind: &str, path: &IamPath, name: &str) -> String {
-        format!(
-            "arn:aws:iam::{}:{kind}{}{name}",
-            self.account,
-            path.as_str()
-        )
+    fn arn(&self, kind: PrincipalKind, path: &IamPath, name: &str) -> Resource {
+        let kind = match kind {
+            PrincipalKind::User => ResourceKind::User,
+            PrincipalKind::Group => ResourceKind::Group,
+            PrincipalKind::Role => ResourceKind::Role,
+        };
+        Resource::named(kind, &self.account, path, name)
     }
 
-    /// Resolves a user, group or role by name to (unique id, ARN), authorizing `action` on it.
+    /// Resolves a user, group or role by name to (unique id, ARN), authorizing `rpc` on it.
     async fn principal_by_name(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        action: &str,
+        principal: &PrincipalName,
+        rpc: Rpc,
     ) -> Result<(String, String), BrokerError> {
-        let field = match kind {
-            PrincipalKind::User => "userName",
-            PrincipalKind::Group => "groupName",
-            PrincipalKind::Role => "roleName",
+        let (kind, name) = (principal.kind(), principal.as_str());
+        let found = match principal.clone() {
+            PrincipalName::User(n) => self
+                .blocking(move |s| s.get_user(&n))
+                .await?
+                .map(|u| (u.id.clone(), self.arn(kind, &u.path, u.name.as_str()))),
+            PrincipalName::Group(n) => self
+                .blocking(move |s| s.get_group(&n))
+                .await?
+                .map(|g| (g.id.clone(), self.arn(kind, &g.path, g.name.as_str()))),
+            PrincipalName::Role(n) => self
+                .blocking(move |s| s.get_role(&n))
+                .await?
+                .map(|r| (r.id.clone(), self.arn(kind, &r.path, r.name.as_str()))),
         };
-        if name.is_empty() {
-            return Err(required(field));
-        }
-        let found = match kind {
-            PrincipalKind::User => {
-                let n = UserName::parse(name)?;
-                self.blocking(move |s| s.get_user(&n))
-                    .await?
-                    .map(|u| (u.id.clone(), self.arn("user", &u.path, u.name.as_str())))
-            }
-            PrincipalKind::Group => {
-                let n = GroupName::parse(name)?;
-                self.blocking(move |s| s.get_group(&n))
-                    .await?
-                    .map(|g| (g.id.clone(), self.arn("group", &g.path, g.name.as_str())))
-            }
-            PrincipalKind::Role => {
-                let n = RoleName::parse(name)?;
-                self.blocking(move |s| s.get_role(&n))
-                    .await?
-                    .map(|r| (r.id.clone(), self.arn("role", &r.path, r.name.as_str())))
-            }
-        };
-        let arn = found.as_ref().map_or_else(
-            || self.arn(kind.as_str(), &IamPath::root(), name),
+        let resource = found.as_ref().map_or_else(
+            || self.arn(kind, &IamPath::root(), name),
             |(_, a)| a.clone(),
         );
-        self.authorize(caller, action, &arn).await?;
+        self.authorize(caller, rpc, &resource).await?;
+        let found = found.map(|(id, r)| (id, r.into_arn()));
         found.ok_or_else(|| {
             BrokerError::new(
                 AwsCode::NoSuchEntity,
@@ -304,19 +308,15 @@ impl Broker {
     pub async fn create_group(
         &self,
         caller: &Caller,
-        name: &str,
-        path: Option<&str>,
+        input: CreateGroup,
     ) -> Result<(Group, String), BrokerError> {
-        if name.is_empty() {
-            return Err(required("groupName"));
-        }
-        let name = GroupName::parse(name)?;
-        let path = path
-            .map(|p| IamPath::parse("path", p))
-            .transpose()?
-            .unwrap_or_else(IamPath::root);
-        let arn = self.arn("group", &path, name.as_str());
-        self.authorize(caller, "iam:CreateGroup", &arn).await?;
+        let CreateGroup {
+            group_name: name,
+            path,
+        } = input;
+        let resource = self.arn(PrincipalKind::Group, &path, name.as_str());
+        self.authorize(caller, Rpc::CreateGroup, &resource).await?;
+        let arn = resource.into_arn();
         let g = Group {
             id: ids::generate_unique_id("AGPA"),
             name,
@@ -332,12 +332,13 @@ impl Broker {
     pub async fn get_group(
         &self,
         caller: &Caller,
-        name: &str,
+        input: ForGroup,
     ) -> Result<(Group, String, Vec<UserView>), BrokerError> {
+        let name = input.group_name;
         let (id, arn) = self
-            .principal_by_name(caller, PrincipalKind::Group, name, "iam:GetGroup")
+            .principal_by_name(caller, &PrincipalName::Group(name.clone()), Rpc::GetGroup)
             .await?;
-        let n = GroupName::parse(name)?;
+        let n = name.clone();
         let group = self
             .blocking(move |s| s.get_group(&n))
             .await?
@@ -356,9 +357,10 @@ impl Broker {
     }
 
     /// `DeleteGroup`.
-    pub async fn delete_group(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
+    pub async fn delete_group(&self, caller: &Caller, input: ForGroup) -> Result<(), BrokerError> {
+        let group = PrincipalName::Group(input.group_name);
         let (id, _) = self
-            .principal_by_name(caller, PrincipalKind::Group, name, "iam:DeleteGroup")
+            .principal_by_name(caller, &group, Rpc::DeleteGroup)
             .await?;
         self.blocking(move |s| s.delete_group(&id)).await
     }
@@ -367,22 +369,18 @@ impl Broker {
     pub async fn group_membership(
         &self,
         caller: &Caller,
-        group: &str,
-        user: &str,
+        input: GroupMembership,
         add: bool,
     ) -> Result<(), BrokerError> {
-        let action = if add {
-            "iam:AddUserToGroup"
+        let rpc = if add {
+            Rpc::AddUserToGroup
         } else {
-            "iam:RemoveUserFromGroup"
+            Rpc::RemoveUserFromGroup
         };
-        let (gid, _) = self
-            .principal_by_name(caller, PrincipalKind::Group, group, action)
-            .await?;
-        if user.is_empty() {
-            return Err(required("userName"));
-        }
-        let n = UserName::parse(user)?;
+        let group = PrincipalName::Group(input.group_name);
+        let (gid, _) = self.principal_by_name(caller, &group, rpc).await?;
+        let user = input.user_name;
+        let n = user.clone();
         let u = self
             .blocking(move |s| s.get_user(&n))
             .await?
@@ -410,33 +408,26 @@ impl Broker {
     pub async fn create_policy(
         &self,
         caller: &Caller,
-        name: &str,
-        document: &str,
-        path: Option<&str>,
-        description: Option<&str>,
+        input: CreatePolicy,
     ) -> Result<ManagedPolicy, BrokerError> {
-        if name.is_empty() {
-            return Err(required("policyName"));
-        }
-        let name = PolicyName::parse(name)?;
-        let path = path
-            .map(|p| IamPath::parse("path", p))
-            .transpose()?
-            .unwrap_or_else(IamPath::root);
-        if document.is_empty() {
-            return Err(required("policyDocument"));
-        }
-        PolicyDocument::parse(document, PolicyKind::Managed).map_err(malformed)?;
-        let arn = self.arn("policy", &path, name.as_str());
-        self.authorize(caller, "iam:CreatePolicy", &arn).await?;
+        let CreatePolicy {
+            policy_name: name,
+            document,
+            path,
+            description,
+        } = input;
+        PolicyDocument::parse(&document, PolicyKind::Managed).map_err(malformed)?;
+        let resource = Resource::named(ResourceKind::Policy, &self.account, &path, name.as_str());
+        self.authorize(caller, Rpc::CreatePolicy, &resource).await?;
+        let arn = resource.into_arn();
         let now = self.clock.now();
         let p = ManagedPolicy {
             id: ids::generate_unique_id("ANPA"),
             arn,
             name,
             path,
-            document: document.to_owned(),
-            description: description.unwrap_or_default().to_owned(),
+            document,
+            description,
             created: now,
             updated: now,
             attachment_count: 0,
@@ -446,30 +437,20 @@ impl Broker {
         Ok(p)
     }
 
-    fn check_policy_arn(arn: &str) -> Result<(), BrokerError> {
-        if arn.is_empty() {
-            return Err(required("policyArn"));
-        }
-        if !(20..=2048).contains(&arn.len()) || !arn.starts_with("arn:") {
-            return Err(ValidationError::new(
-                "policyArn",
-                arn,
-                "Member must be an ARN of length 20 to 2048",
-            )
-            .into());
-        }
-        Ok(())
+    fn policy_resource(arn: &ids::PolicyArn) -> Resource {
+        Resource::known(ResourceKind::Policy, arn.as_str())
     }
 
     /// `GetPolicy`.
     pub async fn get_policy(
         &self,
         caller: &Caller,
-        arn: &str,
+        input: ForPolicy,
     ) -> Result<ManagedPolicy, BrokerError> {
-        Self::check_policy_arn(arn)?;
-        self.authorize(caller, "iam:GetPolicy", arn).await?;
-        let a = arn.to_owned();
+        let arn = input.policy_arn;
+        self.authorize(caller, Rpc::GetPolicy, &Self::policy_resource(&arn))
+            .await?;
+        let a = arn.to_string();
         self.blocking(move |s| s.get_managed_policy(&a))
             .await?
             .ok_or_else(|| {
@@ -481,10 +462,15 @@ impl Broker {
     }
 
     /// `DeletePolicy`: only an unattached policy.
-    pub async fn delete_policy(&self, caller: &Caller, arn: &str) -> Result<(), BrokerError> {
-        Self::check_policy_arn(arn)?;
-        self.authorize(caller, "iam:DeletePolicy", arn).await?;
-        let a = arn.to_owned();
+    pub async fn delete_policy(
+        &self,
+        caller: &Caller,
+        input: ForPolicy,
+    ) -> Result<(), BrokerError> {
+        let arn = input.policy_arn;
+        self.authorize(caller, Rpc::DeletePolicy, &Self::policy_resource(&arn))
+            .await?;
+        let a = arn.to_string();
         self.blocking(move |s| s.delete_managed_policy(&a)).await?;
         self.invalidate_policies();
         Ok(())
@@ -494,24 +480,15 @@ impl Broker {
     pub async fn list_policies(
         &self,
         caller: &Caller,
-        scope: Option<&str>,
-        only_attached: bool,
-        path_prefix: Option<&str>,
+        input: ListPolicies,
     ) -> Result<Vec<ManagedPolicy>, BrokerError> {
-        let scope = scope.unwrap_or("All");
-        if !matches!(scope, "All" | "AWS" | "Local") {
-            return Err(ValidationError::new(
-                "scope",
-                scope,
-                "Member must satisfy enum value set: [All, AWS, Local]",
-            )
-            .into());
-        }
-        self.authorize(caller, "iam:ListPolicies", "*").await?;
-        if scope == "AWS" {
+        self.authorize(caller, Rpc::ListPolicies, &Resource::any())
+            .await?;
+        if input.scope == PolicyScope::Aws {
             return Ok(Vec::new());
         }
-        let prefix = path_prefix.unwrap_or("/").to_owned();
+        let only_attached = input.only_attached;
+        let prefix = input.path_prefix.as_str().to_owned();
         self.blocking(move |s| s.list_managed_policies(only_attached, &prefix))
             .await
     }
@@ -520,22 +497,19 @@ impl Broker {
     pub async fn attachment(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_arn: &str,
+        input: Attachment,
         attach: bool,
     ) -> Result<(), BrokerError> {
-        Self::check_policy_arn(policy_arn)?;
-        let verb = if attach { "Attach" } else { "Detach" };
-        let noun = match kind {
-            PrincipalKind::User => "User",
-            PrincipalKind::Group => "Group",
-            PrincipalKind::Role => "Role",
+        let kind = input.principal.kind();
+        let verb = if attach {
+            PolicyVerb::Attach
+        } else {
+            PolicyVerb::Detach
         };
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &format!("iam:{verb}{noun}Policy"))
+            .principal_by_name(caller, &input.principal, Rpc::principal_policy(verb, kind))
             .await?;
-        let arn = policy_arn.to_owned();
+        let arn = input.policy_arn.to_string();
         if attach {
             self.blocking(move |s| s.attach_policy(&arn, kind, &id))
                 .await?;
@@ -551,52 +525,38 @@ impl Broker {
     pub async fn list_attached(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
+        input: ListAttachedPolicies,
     ) -> Result<Vec<(String, String)>, BrokerError> {
+        let kind = input.principal.kind();
         let (id, _) = self
-            .principal_by_name(caller, kind, name, "iam:ListAttachedUserPolicies")
+            .principal_by_name(caller, &input.principal, Rpc::ListAttachedUserPolicies)
             .await?;
         self.blocking(move |s| s.attached_policies(kind, &id)).await
     }
 
     // ---------------------------------------------------------------- inline policies
 
-    fn inline_action(verb: &str, kind: PrincipalKind) -> String {
-        let noun = match kind {
-            PrincipalKind::User => "User",
-            PrincipalKind::Group => "Group",
-            PrincipalKind::Role => "Role",
-        };
-        format!("iam:{verb}{noun}Policy")
-    }
-
     /// `Put{User,Group,Role}Policy`.
     pub async fn put_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
-        document: &str,
+        input: PutInlinePolicy,
     ) -> Result<(), BrokerError> {
-        if policy_name.is_empty() {
-            return Err(required("policyName"));
-        }
-        let pname = PolicyName::parse(policy_name)?;
-        if document.is_empty() {
-            return Err(required("policyDocument"));
-        }
+        let PutInlinePolicy {
+            principal,
+            policy_name: pname,
+            document,
+        } = input;
+        let kind = principal.kind();
         let doc_kind = match kind {
             PrincipalKind::User => PolicyKind::UserInline,
             PrincipalKind::Group => PolicyKind::GroupInline,
             PrincipalKind::Role => PolicyKind::RoleInline,
         };
-        PolicyDocument::parse(document, doc_kind).map_err(malformed)?;
-        let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Put", kind))
-            .await?;
-        let doc = document.to_owned();
+        PolicyDocument::parse(&document, doc_kind).map_err(malformed)?;
+        let rpc = Rpc::principal_policy(PolicyVerb::Put, kind);
+        let (id, _) = self.principal_by_name(caller, &principal, rpc).await?;
+        let doc = document;
         self.blocking(move |s| s.put_inline_policy(kind, &id, pname.as_str(), &doc))
             .await?;
         self.invalidate_policies();
@@ -607,13 +567,13 @@ impl Broker {
     pub async fn get_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
+        input: InlinePolicy,
     ) -> Result<(String, String), BrokerError> {
-        let pname = PolicyName::parse(policy_name)?;
+        let kind = input.principal.kind();
+        let (pname, policy_name) = (input.policy_name.clone(), input.policy_name);
+        let rpc = Rpc::principal_policy(PolicyVerb::Get, kind);
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Get", kind))
+            .principal_by_name(caller, &input.principal, rpc)
             .await?;
         self.blocking(move |s| s.get_inline_policy(kind, &id, pname.as_str()))
             .await?
@@ -632,13 +592,13 @@ impl Broker {
     pub async fn delete_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
+        input: InlinePolicy,
     ) -> Result<(), BrokerError> {
-        let pname = PolicyName::parse(policy_name)?;
+        let kind = input.principal.kind();
+        let pname = input.policy_name;
+        let rpc = Rpc::principal_policy(PolicyVerb::Delete, kind);
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Delete", kind))
+            .principal_by_name(caller, &input.principal, rpc)
             .await?;
         self.blocking(move |s| s.delete_inline_policy(kind, &id, pname.as_str()))
             .await?;
@@ -652,31 +612,30 @@ impl Broker {
     pub async fn simulate(
         &self,
         caller: &Caller,
-        principal_arn: Option<&str>,
-        inputs: &[String],
-        actions: &[String],
-        resources: &[String],
-        entries: &[ContextEntry],
+        input: Simulate,
     ) -> Result<Vec<SimulationResult>, BrokerError> {
-        let action = if principal_arn.is_some() {
-            "iam:SimulatePrincipalPolicy"
-        } else {
-            "iam:SimulateCustomPolicy"
+        let (rpc, resource) = match &input.policy_source {
+            Some(arn) => (
+                Rpc::SimulatePrincipalPolicy,
+                Resource::known(ResourceKind::PolicySource, arn.as_str()),
+            ),
+            None => (Rpc::SimulateCustomPolicy, Resource::any()),
         };
-        self.authorize(caller, action, principal_arn.unwrap_or("*"))
-            .await?;
-        if actions.is_empty() {
-            return Err(required("actionNames"));
-        }
-        for a in actions {
+        self.authorize(caller, rpc, &resource).await?;
+        let Simulate {
+            policy_source,
+            policy_inputs: inputs,
+            action_names: actions,
+            resource_arns: resources,
+            context: entries,
+        } = input;
+        let principal_arn = policy_source.as_ref().map(Arn::as_str);
+        for a in &actions {
             policy::validate_action_name(a)
                 .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         }
-        if principal_arn.is_none() && inputs.is_empty() {
-            return Err(required("policyInputList"));
-        }
         let mut sources = Vec::new();
-        if let Some(arn) = principal_arn {
+        if let Some(arn) = &policy_source {
             sources.extend(self.policies_of_arn(arn).await?.iter().cloned());
         }
         for (i, text) in inputs.iter().enumerate() {
@@ -687,15 +646,15 @@ impl Broker {
                 document: Arc::new(doc),
             });
         }
-        let context = Context::from_entries(entries)
+        let context = Context::from_entries(&entries)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         let resources: Vec<String> = if resources.is_empty() {
             vec!["*".to_owned()]
         } else {
-            resources.to_vec()
+            resources
         };
         let mut out = Vec::with_capacity(actions.len() * resources.len());
-        for a in actions {
+        for a in &actions {
             for r in &resources {
                 let request = Request {
                     action: a.clone(),
@@ -714,15 +673,19 @@ impl Broker {
     }
 
     /// The identity policies of a user, group or role named by ARN.
-    async fn policies_of_arn(&self, arn: &str) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
-        let prefix = format!("arn:aws:iam::{}:", self.account);
+    async fn policies_of_arn(&self, arn: &Arn) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
         let not_found = || {
             BrokerError::new(
                 AwsCode::NoSuchEntity,
                 format!("The entity {arn} cannot be found."),
             )
         };
-        let rest = arn.strip_prefix(&prefix).ok_or_else(not_found)?;
+        let in_account = (arn.partition(), arn.service(), arn.region(), arn.account())
+            == ("aws", "iam", "", self.account.as_str());
+        if !in_account {
+            return Err(not_found());
+        }
+        let rest = arn.resource();
         let name = rest.rsplit('/').next().unwrap_or_default();
         let (kind, id) = if rest.starts_with("user/") {
             let n = UserName::parse(name)?;
@@ -772,25 +735,19 @@ impl Broker {
     pub async fn authorize_token(
         &self,
         caller: &Caller,
-        token: &str,
-        action: &str,
-        resource: &str,
-        entries: &[ContextEntry],
+        input: Authorize,
     ) -> Result<AuthorizeAnswer, BrokerError> {
-        self.authorize(caller, "sts:Authorize", "*").await?;
-        if token.is_empty() {
-            return Err(required("sessionToken"));
-        }
-        if action.is_empty() {
-            return Err(required("action"));
-        }
+        self.authorize(caller, Rpc::Authorize, &Resource::any())
+            .await?;
+        let (action, resource, entries) = (
+            input.action.as_str(),
+            input.resource.as_str(),
+            input.context.as_slice(),
+        );
         policy::validate_action_name(action)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
-        if resource.is_empty() {
-            return Err(required("resource"));
-        }
         let (principal, session) = self
-            .resolve_session(token, None)
+            .resolve_session(&input.session_token, None)
             .await
             .map_err(|(e, _)| e)?;
         let subject = Caller {

@@ -1,5 +1,6 @@
 //! Status reports (`GetAccountSummary`, the credential report) and offline root recovery.
 
+use super::actions::{Resource, Rpc};
 use super::{Broker, Caller, access_key_binding};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId};
@@ -82,7 +83,8 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<BTreeMap<String, i64>, BrokerError> {
-        self.authorize(caller, "iam:GetAccountSummary", "*").await?;
+        self.authorize(caller, Rpc::GetAccountSummary, &Resource::any())
+            .await?;
         let c = self.blocking(|s| s.account_counts()).await?;
         let mut m = BTreeMap::new();
         m.insert("Users".to_owned(), c.users);
@@ -149,7 +151,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<&'static str, BrokerError> {
-        self.authorize(caller, "iam:GenerateCredentialReport", "*")
+        self.authorize(caller, Rpc::GenerateCredentialReport, &Resource::any())
             .await?;
         let now = self.clock.now();
         let existing = self.blocking(|s| s.credential_report()).await?;
@@ -173,7 +175,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<CredentialReport, BrokerError> {
-        self.authorize(caller, "iam:GetCredentialReport", "*")
+        self.authorize(caller, Rpc::GetCredentialReport, &Resource::any())
             .await?;
         let (generated, csv) = self.blocking(|s| s.credential_report()).await?.ok_or_else(|| {
             BrokerError::new(

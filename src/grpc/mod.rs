@@ -18,9 +18,32 @@ macro_rules! handle {
     }};
 }
 
+/// Implements a service trait from rows `method(Request) -> Response = |caller, message| body;`.
+/// Each body runs through [`handle!`] and may use `?` on `BrokerError` (and on a field's
+/// `ValidationError`, which converts into one), so an input refused at the edge is audited and
+/// counted like any other failure.
+macro_rules! service {
+    ($svc:ident, $service:path {
+        $($method:ident($req:ty) -> $resp:ty = |$c:ident, $m:ident| $body:expr;)*
+    }) => {
+        #[tonic::async_trait]
+        impl $service for Services {
+            $(
+                async fn $method(
+                    &$svc,
+                    req: tonic::Request<$req>,
+                ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                    handle!($svc, req, |$c, $m| $crate::grpc::attempt(async { $body }).await)
+                }
+            )*
+        }
+    };
+}
+
 mod authz;
 pub mod digest;
 mod iam;
+mod input;
 pub mod status;
 mod sts;
 
@@ -65,6 +88,19 @@ struct Call<T> {
     caller: Caller,
     action: String,
     message: T,
+}
+
+/// Awaits a use case written with `?`; naming the error type lets the bodies of `service!` rows
+/// use `?` without annotations.
+async fn attempt<R>(
+    body: impl std::future::Future<Output = Result<R, BrokerError>>,
+) -> Result<R, BrokerError> {
+    body.await
+}
+
+/// The empty response of a use case that returns nothing.
+fn done<R: Default>(result: Result<(), BrokerError>) -> Result<R, BrokerError> {
+    result.map(|()| R::default())
 }
 
 fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {

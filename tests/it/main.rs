@@ -5,6 +5,7 @@
 mod cli;
 mod foundation;
 mod helpers;
+mod inputs;
 mod mfa;
 mod policies;
 mod sessions;

@@ -1,0 +1,309 @@
+//! The inputs of the use cases: one value per RPC, made of parsed newtypes (`crate::ids`).
+//!
+//! A door (gRPC in `crate::grpc`, and any other that speaks AWS's members) builds these before it
+//! calls the broker, so every field has been checked, and a bad one refused with a
+//! `ValidationError` naming it, before any store access. They name no transport type.
+//! Documents (policies, trust policies, seed files) stay text here: the broker parses them, as
+//! their errors are not validation errors (`MalformedPolicyDocument`, `InvalidInput`).
+
+use crate::ids::{
+    AccessKeyId, Arn, GroupName, IamPath, KeyStatus, MaxItems, MfaSerial, PathPrefix, PolicyArn,
+    PolicyName, RoleArn, RoleName, RoleSessionName, SessionDuration, TokenCode, UserName,
+    VirtualMfaDeviceName,
+};
+use crate::policy::ContextEntry;
+use crate::store::{Assignment, PrincipalKind};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------- STS
+
+/// The MFA members of an STS call, each optional. They are given together or not at all; the
+/// broker answers AWS's `AccessDenied` otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct MfaMembers {
+    pub serial: Option<MfaSerial>,
+    pub code: Option<TokenCode>,
+}
+
+/// `GetSessionToken`.
+#[derive(Debug, Clone)]
+pub struct GetSessionToken {
+    pub duration: Option<SessionDuration>,
+    pub mfa: MfaMembers,
+}
+
+/// `AssumeRole`.
+#[derive(Debug, Clone)]
+pub struct AssumeRole {
+    pub role_arn: RoleArn,
+    pub session_name: RoleSessionName,
+    pub duration: Option<SessionDuration>,
+    pub mfa: MfaMembers,
+    /// A session policy (JSON), if any.
+    pub policy: Option<String>,
+}
+
+/// `Authorize`: a resource server asks about a session token.
+#[derive(Debug, Clone)]
+pub struct Authorize {
+    pub session_token: String,
+    /// Any IAM action name (the service is the resource server's).
+    pub action: String,
+    pub resource: String,
+    pub context: Vec<ContextEntry>,
+}
+
+// ---------------------------------------------------------------- users and keys
+
+/// A call about a user, or about the caller when no user is named: `GetUser`,
+/// `CreateAccessKey`, `ListAccessKeys`, `ListMfaDevices`, `ResetMfaLockout`.
+#[derive(Debug, Clone, Default)]
+pub struct ForUser {
+    pub user_name: Option<UserName>,
+}
+
+/// `CreateUser`.
+#[derive(Debug, Clone)]
+pub struct CreateUser {
+    pub user_name: UserName,
+    pub path: IamPath,
+}
+
+/// `ListUsers`.
+#[derive(Debug, Clone)]
+pub struct ListUsers {
+    pub path_prefix: PathPrefix,
+    pub marker: Option<String>,
+    pub max_items: MaxItems,
+}
+
+/// `DeleteUser`.
+#[derive(Debug, Clone)]
+pub struct DeleteUser {
+    pub user_name: UserName,
+}
+
+/// `UpdateAccessKey`.
+#[derive(Debug, Clone)]
+pub struct UpdateAccessKey {
+    pub user_name: Option<UserName>,
+    pub access_key_id: AccessKeyId,
+    pub status: KeyStatus,
+}
+
+/// `DeleteAccessKey`.
+#[derive(Debug, Clone)]
+pub struct DeleteAccessKey {
+    pub user_name: Option<UserName>,
+    pub access_key_id: AccessKeyId,
+}
+
+// ---------------------------------------------------------------- MFA devices
+
+/// `CreateVirtualMfaDevice`.
+#[derive(Debug, Clone)]
+pub struct CreateVirtualMfaDevice {
+    pub name: VirtualMfaDeviceName,
+    pub path: IamPath,
+}
+
+/// `EnableMfaDevice` and `ResyncMfaDevice`: two consecutive codes of a device. No user name
+/// means the caller (how root enables its own device).
+#[derive(Debug, Clone)]
+pub struct BindMfaDevice {
+    pub user_name: Option<UserName>,
+    pub serial: MfaSerial,
+    pub code1: TokenCode,
+    pub code2: TokenCode,
+}
+
+/// `DeactivateMfaDevice` and `GetMfaDevice`: a device of a user (or of the caller).
+#[derive(Debug, Clone)]
+pub struct UserDevice {
+    pub user_name: Option<UserName>,
+    pub serial: MfaSerial,
+}
+
+/// `DeleteVirtualMfaDevice`.
+#[derive(Debug, Clone)]
+pub struct DeleteVirtualMfaDevice {
+    pub serial: MfaSerial,
+}
+
+/// `ListVirtualMfaDevices`.
+#[derive(Debug, Clone)]
+pub struct ListVirtualMfaDevices {
+    pub assignment: Assignment,
+}
+
+/// `ImportHardwareMfaDevices`: a vendor seed file (see `crate::mfa::import`).
+#[derive(Clone)]
+pub struct ImportHardwareMfaDevices {
+    pub seed_file: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ImportHardwareMfaDevices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportHardwareMfaDevices(<redacted>)")
+    }
+}
+
+// ---------------------------------------------------------------- groups and roles
+
+/// `CreateGroup`.
+#[derive(Debug, Clone)]
+pub struct CreateGroup {
+    pub group_name: GroupName,
+    pub path: IamPath,
+}
+
+/// `GetGroup` and `DeleteGroup`.
+#[derive(Debug, Clone)]
+pub struct ForGroup {
+    pub group_name: GroupName,
+}
+
+/// `AddUserToGroup` and `RemoveUserFromGroup`.
+#[derive(Debug, Clone)]
+pub struct GroupMembership {
+    pub group_name: GroupName,
+    pub user_name: UserName,
+}
+
+/// `CreateRole`.
+#[derive(Debug, Clone)]
+pub struct CreateRole {
+    pub role_name: RoleName,
+    pub trust_policy: String,
+    pub max_session_duration: SessionDuration,
+    pub path: IamPath,
+    pub description: String,
+}
+
+/// `GetRole` and `DeleteRole`.
+#[derive(Debug, Clone)]
+pub struct ForRole {
+    pub role_name: RoleName,
+}
+
+/// `UpdateAssumeRolePolicy`.
+#[derive(Debug, Clone)]
+pub struct UpdateAssumeRolePolicy {
+    pub role_name: RoleName,
+    pub document: String,
+}
+
+/// Whose sessions `RevokeSessions` ends: exactly one user or role.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    User(UserName),
+    Role(RoleName),
+}
+
+/// `RevokeSessions`.
+#[derive(Debug, Clone)]
+pub struct RevokeSessions {
+    pub target: RevokeTarget,
+    pub issued_before: Option<OffsetDateTime>,
+}
+
+// ---------------------------------------------------------------- policies
+
+/// A user, group or role named in a policy call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalName {
+    User(UserName),
+    Group(GroupName),
+    Role(RoleName),
+}
+
+impl PrincipalName {
+    pub fn kind(&self) -> PrincipalKind {
+        match self {
+            Self::User(_) => PrincipalKind::User,
+            Self::Group(_) => PrincipalKind::Group,
+            Self::Role(_) => PrincipalKind::Role,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::User(n) => n.as_str(),
+            Self::Group(n) => n.as_str(),
+            Self::Role(n) => n.as_str(),
+        }
+    }
+}
+
+/// `CreatePolicy`.
+#[derive(Debug, Clone)]
+pub struct CreatePolicy {
+    pub policy_name: PolicyName,
+    pub document: String,
+    pub path: IamPath,
+    pub description: String,
+}
+
+/// `GetPolicy` and `DeletePolicy`.
+#[derive(Debug, Clone)]
+pub struct ForPolicy {
+    pub policy_arn: PolicyArn,
+}
+
+/// Which managed policies `ListPolicies` lists (AWS's `scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyScope {
+    All,
+    Aws,
+    Local,
+}
+
+/// `ListPolicies`.
+#[derive(Debug, Clone)]
+pub struct ListPolicies {
+    pub scope: PolicyScope,
+    pub only_attached: bool,
+    pub path_prefix: PathPrefix,
+}
+
+/// `Attach{User,Group,Role}Policy` and `Detach…Policy`.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub principal: PrincipalName,
+    pub policy_arn: PolicyArn,
+}
+
+/// `Put{User,Group,Role}Policy`.
+#[derive(Debug, Clone)]
+pub struct PutInlinePolicy {
+    pub principal: PrincipalName,
+    pub policy_name: PolicyName,
+    pub document: String,
+}
+
+/// `Get{User,Group,Role}Policy` and `Delete…Policy`.
+#[derive(Debug, Clone)]
+pub struct InlinePolicy {
+    pub principal: PrincipalName,
+    pub policy_name: PolicyName,
+}
+
+/// `ListAttachedUserPolicies`.
+#[derive(Debug, Clone)]
+pub struct ListAttachedPolicies {
+    pub principal: PrincipalName,
+}
+
+/// `SimulateCustomPolicy` (no `policy_source`) and `SimulatePrincipalPolicy`.
+#[derive(Debug, Clone)]
+pub struct Simulate {
+    /// The user, group or role whose policies are simulated.
+    pub policy_source: Option<Arn>,
+    pub policy_inputs: Vec<String>,
+    /// At least one action name.
+    pub action_names: Vec<String>,
+    /// Empty means `*`.
+    pub resource_arns: Vec<String>,
+    pub context: Vec<ContextEntry>,
+}
