@@ -182,7 +182,7 @@ macro_rules! rpc_table {
             pub const ALL: &'static [Rpc] = &[$(Rpc::$method,)*];
 
             /// This RPC's row.
-            pub fn spec(self) -> RpcSpec {
+            pub const fn spec(self) -> RpcSpec {
                 match self {
                     $(Rpc::$method => RpcSpec {
                         service: Service::$service,
@@ -269,7 +269,7 @@ pub enum PolicyVerb {
 
 impl Rpc {
     /// The IAM action, e.g. `iam:CreateUser`.
-    pub fn action(self) -> &'static str {
+    pub const fn action(self) -> &'static str {
         self.spec().action
     }
 

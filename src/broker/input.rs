@@ -307,3 +307,121 @@ pub struct Simulate {
     pub resource_arns: Vec<String>,
     pub context: Vec<ContextEntry>,
 }
+
+/// How a door parses AWS's members into the newtypes above, so every door refuses the same
+/// values with the same words. An empty required member is AWS's "Member must not be null";
+/// an empty optional one is absent.
+pub mod members {
+    use super::{BindMfaDevice, MfaMembers, PolicyScope, PrincipalName};
+    use crate::ids::{
+        GroupName, IamPath, MfaSerial, PathPrefix, PolicyArn, PolicyName, RoleName, TokenCode,
+        UserName, ValidationError, optional, required,
+    };
+    use crate::store::{Assignment, PrincipalKind};
+
+    /// A parsed member, or what is wrong with it.
+    pub type Parsed<T> = Result<T, ValidationError>;
+
+    pub fn user(v: &str) -> Parsed<UserName> {
+        UserName::parse(required("userName", v)?)
+    }
+
+    pub fn some_user(v: Option<&str>) -> Parsed<Option<UserName>> {
+        optional(v, UserName::parse)
+    }
+
+    pub fn group(v: &str) -> Parsed<GroupName> {
+        GroupName::parse(required("groupName", v)?)
+    }
+
+    pub fn role(v: &str) -> Parsed<RoleName> {
+        RoleName::parse(required("roleName", v)?)
+    }
+
+    pub fn policy_name(v: &str) -> Parsed<PolicyName> {
+        PolicyName::parse(required("policyName", v)?)
+    }
+
+    pub fn policy_arn(v: &str) -> Parsed<PolicyArn> {
+        PolicyArn::parse("policyArn", required("policyArn", v)?)
+    }
+
+    pub fn serial(v: &str) -> Parsed<MfaSerial> {
+        MfaSerial::parse(v)
+    }
+
+    /// An absent path is `/`; a given one must be valid (an empty one is not).
+    pub fn path(v: Option<&str>) -> Parsed<IamPath> {
+        v.map_or_else(|| Ok(IamPath::root()), |p| IamPath::parse("path", p))
+    }
+
+    pub fn path_prefix(v: Option<&str>) -> Parsed<PathPrefix> {
+        v.map_or_else(|| Ok(PathPrefix::root()), PathPrefix::parse)
+    }
+
+    pub fn document(field: &'static str, v: &str) -> Parsed<String> {
+        required(field, v).map(str::to_owned)
+    }
+
+    pub fn principal(kind: PrincipalKind, v: &str) -> Parsed<PrincipalName> {
+        Ok(match kind {
+            PrincipalKind::User => PrincipalName::User(user(v)?),
+            PrincipalKind::Group => PrincipalName::Group(group(v)?),
+            PrincipalKind::Role => PrincipalName::Role(role(v)?),
+        })
+    }
+
+    /// The serial and code of an STS call: each optional, each checked when given.
+    pub fn mfa(serial: Option<&str>, code: Option<&str>) -> Parsed<MfaMembers> {
+        Ok(MfaMembers {
+            serial: optional(serial, MfaSerial::parse)?,
+            code: optional(code, |c| TokenCode::parse("tokenCode", c))?,
+        })
+    }
+
+    /// Enable and resync: `[userName, serialNumber, authenticationCode1, authenticationCode2]`.
+    pub fn bind([user_name, serial_number, code1, code2]: [&str; 4]) -> Parsed<BindMfaDevice> {
+        Ok(BindMfaDevice {
+            user_name: some_user(Some(user_name))?,
+            serial: serial(serial_number)?,
+            code1: TokenCode::parse("authenticationCode1", code1)?,
+            code2: TokenCode::parse("authenticationCode2", code2)?,
+        })
+    }
+
+    pub fn required_list(field: &'static str, v: &[String]) -> Parsed<Vec<String>> {
+        if v.is_empty() {
+            Err(ValidationError::missing(field))
+        } else {
+            Ok(v.to_vec())
+        }
+    }
+
+    /// `assignmentStatus` of `ListVirtualMfaDevices` (absent or empty: `Any`).
+    pub fn assignment(v: Option<&str>) -> Parsed<Assignment> {
+        match v.unwrap_or("Any") {
+            "Assigned" => Ok(Assignment::Assigned),
+            "Unassigned" => Ok(Assignment::Unassigned),
+            "Any" | "" => Ok(Assignment::Any),
+            other => Err(ValidationError::new(
+                "assignmentStatus",
+                other,
+                "Member must satisfy enum value set: [Assigned, Unassigned, Any]",
+            )),
+        }
+    }
+
+    /// `scope` of `ListPolicies` (absent: `All`).
+    pub fn scope(v: Option<&str>) -> Parsed<PolicyScope> {
+        match v.unwrap_or("All") {
+            "All" => Ok(PolicyScope::All),
+            "AWS" => Ok(PolicyScope::Aws),
+            "Local" => Ok(PolicyScope::Local),
+            other => Err(ValidationError::new(
+                "scope",
+                other,
+                "Member must satisfy enum value set: [All, AWS, Local]",
+            )),
+        }
+    }
+}

@@ -227,7 +227,7 @@ impl Broker {
         }
         let (action, resource) = (rpc.action(), resource.arn());
         Self::temporary_credential_limits(caller, action)?;
-        if matches!(action, "sts:GetCallerIdentity" | "sts:GetSessionToken")
+        if matches!(rpc, Rpc::GetCallerIdentity | Rpc::GetSessionToken)
             || matches!(caller.principal, Principal::Root)
         {
             return Ok(());
@@ -244,7 +244,7 @@ impl Broker {
                 ),
             )),
             // Within the account the role's trust policy decides AssumeRole.
-            EvalDecision::ImplicitDeny if action == "sts:AssumeRole" => Ok(()),
+            EvalDecision::ImplicitDeny if rpc == Rpc::AssumeRole => Ok(()),
             EvalDecision::ImplicitDeny => Err(BrokerError::new(
                 AwsCode::AccessDenied,
                 format!(

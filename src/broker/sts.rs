@@ -288,7 +288,7 @@ impl Broker {
         input: GetSessionToken,
     ) -> Result<IssuedCredentials, BrokerError> {
         const RPC: Rpc = Rpc::GetSessionToken;
-        const ACTION: &str = "sts:GetSessionToken";
+        const ACTION: &str = RPC.action();
         self.authorize(caller, RPC, &Resource::any()).await?;
         let is_root = matches!(caller.principal, Principal::Root);
         let seconds = match input.duration.map(SessionDuration::seconds) {
@@ -351,7 +351,7 @@ impl Broker {
         input: AssumeRole,
     ) -> Result<(IssuedCredentials, AssumedRoleUser), BrokerError> {
         const RPC: Rpc = Rpc::AssumeRole;
-        const ACTION: &str = "sts:AssumeRole";
+        const ACTION: &str = RPC.action();
         let role_arn = input.role_arn.as_str();
         let session_name = &input.session_name;
         let session_policy = input.policy.as_deref().filter(|p| !p.is_empty());

@@ -1,90 +1,22 @@
-//! Request messages → use-case inputs (`crate::broker::input`): every field is parsed here, and
-//! a bad one refused with a `ValidationError` naming it, before the broker is called.
+//! Request messages → use-case inputs (`crate::broker::input`): every field is parsed here,
+//! with the member parsers every door shares (`crate::broker::input::members`), and a bad one
+//! refused with a `ValidationError` naming it, before the broker is called.
 //!
 //! Proto3 cannot tell an empty string from an absent one, so an empty required member is
 //! AWS's "Member must not be null", and an empty optional one is absent.
 
+use crate::broker::input::members::*;
 use crate::broker::input::*;
 use crate::ids::{
-    AccessKeyId, Arn, GroupName, IamPath, KeyStatus, MaxItems, MfaSerial, PathPrefix, PolicyArn,
-    PolicyName, RoleArn, RoleName, RoleSessionName, SessionDuration, TokenCode, UserName,
+    AccessKeyId, Arn, KeyStatus, MaxItems, RoleArn, RoleName, RoleSessionName, SessionDuration,
     ValidationError, VirtualMfaDeviceName, optional, required,
 };
 use crate::policy::ContextEntry;
 use crate::proto::authz::v1 as authz;
 use crate::proto::iam::v1 as pb;
 use crate::proto::sts::v1 as sts;
-use crate::store::{Assignment, PrincipalKind};
+use crate::store::PrincipalKind;
 use zeroize::Zeroizing;
-
-type Parsed<T> = Result<T, ValidationError>;
-
-fn user(v: &str) -> Parsed<UserName> {
-    UserName::parse(required("userName", v)?)
-}
-
-fn some_user(v: Option<&str>) -> Parsed<Option<UserName>> {
-    optional(v, UserName::parse)
-}
-
-fn group(v: &str) -> Parsed<GroupName> {
-    GroupName::parse(required("groupName", v)?)
-}
-
-fn role(v: &str) -> Parsed<RoleName> {
-    RoleName::parse(required("roleName", v)?)
-}
-
-fn policy_name(v: &str) -> Parsed<PolicyName> {
-    PolicyName::parse(required("policyName", v)?)
-}
-
-fn policy_arn(v: &str) -> Parsed<PolicyArn> {
-    PolicyArn::parse("policyArn", required("policyArn", v)?)
-}
-
-fn serial(v: &str) -> Parsed<MfaSerial> {
-    MfaSerial::parse(v)
-}
-
-/// An absent path is `/`; a given one must be valid (an empty one is not).
-fn path(v: Option<&str>) -> Parsed<IamPath> {
-    v.map_or_else(|| Ok(IamPath::root()), |p| IamPath::parse("path", p))
-}
-
-fn path_prefix(v: Option<&str>) -> Parsed<PathPrefix> {
-    v.map_or_else(|| Ok(PathPrefix::root()), PathPrefix::parse)
-}
-
-fn document(field: &'static str, v: &str) -> Parsed<String> {
-    required(field, v).map(str::to_owned)
-}
-
-fn principal(kind: PrincipalKind, v: &str) -> Parsed<PrincipalName> {
-    Ok(match kind {
-        PrincipalKind::User => PrincipalName::User(user(v)?),
-        PrincipalKind::Group => PrincipalName::Group(group(v)?),
-        PrincipalKind::Role => PrincipalName::Role(role(v)?),
-    })
-}
-
-/// The serial and code of an STS call: each optional, each checked when given.
-fn mfa(serial: Option<&str>, code: Option<&str>) -> Parsed<MfaMembers> {
-    Ok(MfaMembers {
-        serial: optional(serial, MfaSerial::parse)?,
-        code: optional(code, |c| TokenCode::parse("tokenCode", c))?,
-    })
-}
-
-/// Enable and resync: `[userName, serialNumber, authenticationCode1, authenticationCode2]`.
-fn bind([user_name, serial_number, code1, code2]: [&str; 4]) -> Parsed<BindMfaDevice> {
-    Ok(BindMfaDevice {
-        user_name: some_user(Some(user_name))?,
-        serial: serial(serial_number)?,
-        code1: TokenCode::parse("authenticationCode1", code1)?,
-        code2: TokenCode::parse("authenticationCode2", code2)?,
-    })
-}
 
 pub(super) fn entries(list: &[pb::ContextEntry]) -> Vec<ContextEntry> {
     list.iter()
@@ -179,18 +111,7 @@ inputs! {
     };
     pb::ListMfaDevicesRequest => ForUser |m| ForUser { user_name: some_user(m.user_name.as_deref())? };
     pb::ListVirtualMfaDevicesRequest => ListVirtualMfaDevices |m| ListVirtualMfaDevices {
-        assignment: match m.assignment_status.as_deref().unwrap_or("Any") {
-            "Assigned" => Assignment::Assigned,
-            "Unassigned" => Assignment::Unassigned,
-            "Any" | "" => Assignment::Any,
-            other => {
-                return Err(ValidationError::new(
-                    "assignmentStatus",
-                    other,
-                    "Member must satisfy enum value set: [Assigned, Unassigned, Any]",
-                ));
-            }
-        },
+        assignment: assignment(m.assignment_status.as_deref())?,
     };
     pb::ImportHardwareMfaDevicesRequest => ImportHardwareMfaDevices |m| ImportHardwareMfaDevices {
         seed_file: Zeroizing::new(m.seed_file.clone()),
@@ -253,18 +174,7 @@ inputs! {
     pb::GetPolicyRequest => ForPolicy |m| ForPolicy { policy_arn: policy_arn(&m.policy_arn)? };
     pb::DeletePolicyRequest => ForPolicy |m| ForPolicy { policy_arn: policy_arn(&m.policy_arn)? };
     pb::ListPoliciesRequest => ListPolicies |m| ListPolicies {
-        scope: match m.scope.as_deref().unwrap_or("All") {
-            "All" => PolicyScope::All,
-            "AWS" => PolicyScope::Aws,
-            "Local" => PolicyScope::Local,
-            other => {
-                return Err(ValidationError::new(
-                    "scope",
-                    other,
-                    "Member must satisfy enum value set: [All, AWS, Local]",
-                ));
-            }
-        },
+        scope: scope(m.scope.as_deref())?,
         only_attached: m.only_attached.unwrap_or(false),
         path_prefix: path_prefix(m.path_prefix.as_deref())?,
     };
@@ -286,14 +196,6 @@ inputs! {
         resource_arns: m.resource_arns.clone(),
         context: entries(&m.context_entries),
     };
-}
-
-fn required_list(field: &'static str, v: &[String]) -> Parsed<Vec<String>> {
-    if v.is_empty() {
-        Err(ValidationError::missing(field))
-    } else {
-        Ok(v.to_vec())
-    }
 }
 
 /// The per-principal requests: `Request => Input: Kind(name field)`.
