@@ -614,6 +614,13 @@ impl Broker {
         caller: &Caller,
         input: Simulate,
     ) -> Result<Vec<SimulationResult>, BrokerError> {
+        policy::limits::check_simulation(
+            input.policy_source.as_ref().map(Arn::as_str),
+            &input.policy_inputs,
+            &input.action_names,
+            &input.resource_arns,
+            &input.context,
+        )?;
         let (rpc, resource) = match &input.policy_source {
             Some(arn) => (
                 Rpc::SimulatePrincipalPolicy,
@@ -653,23 +660,18 @@ impl Broker {
         } else {
             resources
         };
-        let mut out = Vec::with_capacity(actions.len() * resources.len());
-        for a in &actions {
-            for r in &resources {
-                let request = Request {
-                    action: a.clone(),
-                    resource: r.clone(),
-                    principal_arn: principal_arn.unwrap_or_default().to_owned(),
-                    context: context.clone(),
-                };
-                out.push(SimulationResult {
-                    action: a.clone(),
-                    resource: r.clone(),
-                    decision: policy::evaluate(&sources, &request),
-                });
-            }
-        }
-        Ok(out)
+        let principal = principal_arn.unwrap_or_default().to_owned();
+        let grid = policy::evaluate_grid(sources, actions, resources, principal, context)
+            .await
+            .map_err(BrokerError::internal)?;
+        Ok(grid
+            .into_iter()
+            .map(|(action, resource, decision)| SimulationResult {
+                action,
+                resource,
+                decision,
+            })
+            .collect())
     }
 
     /// The identity policies of a user, group or role named by ARN.
@@ -737,6 +739,7 @@ impl Broker {
         caller: &Caller,
         input: Authorize,
     ) -> Result<AuthorizeAnswer, BrokerError> {
+        policy::limits::check_authorize(&input.action, &input.resource, &input.context)?;
         self.authorize(caller, Rpc::Authorize, &Resource::any())
             .await?;
         let (action, resource, entries) = (
