@@ -222,16 +222,16 @@ fn store(c: &mut Criterion) {
                 let next = step.get() + 1;
                 step.set(next);
                 let r = s
-                    .mfa_authenticate(
-                        &OwnerRef::Root,
-                        &serial,
-                        1_780_000_000,
-                        &policy,
-                        &mut |_| CodeVerdict::Accepted {
+                    .mfa_authenticate(&mut MfaCheck {
+                        owner: OwnerRef::Root,
+                        serial: serial.clone(),
+                        now: 1_780_000_000,
+                        policy,
+                        check: Box::new(move |_| CodeVerdict::Accepted {
                             step: next,
                             drift: None,
-                        },
-                    )
+                        }),
+                    })
                     .expect("authenticate");
                 assert!(matches!(r, MfaAttempt::Accepted { .. }));
             })

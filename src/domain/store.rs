@@ -42,7 +42,6 @@ use super::{
     MfaDevice, OwnerRef, Page, PrincipalKind, Role, SigningKeyRecord, User,
 };
 use crate::ids::{AccessKeyId, GroupName, KeyStatus, RoleName, UserName};
-use crate::mfa::lockout::LockoutPolicy;
 use time::OffsetDateTime;
 
 /// A store operation that failed or was refused. The messages of the first four are AWS's
@@ -401,26 +400,11 @@ pub trait StoreRules: Store {
         in_one_transaction(self, &mut |tx| super::mfa::delete_virtual(tx, serial))
     }
 
-    /// One MFA authentication for `owner` with the device `serial` ([`super::mfa::authenticate`])
-    /// in one durable transaction.
-    fn mfa_authenticate(
-        &self,
-        owner: &OwnerRef,
-        serial: &str,
-        now: i64,
-        policy: &LockoutPolicy,
-        check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
-    ) -> Result<MfaAttempt, StoreError> {
+    /// One MFA authentication ([`super::mfa::authenticate`]) in one durable transaction.
+    fn mfa_authenticate(&self, req: &mut MfaCheck) -> Result<MfaAttempt, StoreError> {
         let mut attempt = None;
         in_one_transaction(self, &mut |tx| {
-            attempt = Some(super::mfa::authenticate(
-                tx,
-                owner,
-                serial,
-                now,
-                policy,
-                &mut *check,
-            )?);
+            attempt = Some(authenticate(tx, req)?);
             Ok(())
         })?;
         attempt.ok_or_else(|| StoreError::Internal("the MFA check gave no answer".into()))
@@ -440,14 +424,7 @@ pub trait StoreRules: Store {
             let (Some(r), Some(slot)) = (reqs.get_mut(i), attempts.get_mut(i)) else {
                 return Err(StoreError::Internal("an MFA unit out of range".into()));
             };
-            *slot = Some(super::mfa::authenticate(
-                tx,
-                &r.owner,
-                &r.serial,
-                r.now,
-                &r.policy,
-                &mut *r.check,
-            )?);
+            *slot = Some(authenticate(tx, r)?);
             Ok(())
         })?;
         if units.len() != attempts.len() {
@@ -481,6 +458,10 @@ fn refuse_conflicts(
             StoreError::DeleteConflict,
         )),
     }
+}
+
+fn authenticate(tx: &mut dyn MfaTx, r: &mut MfaCheck) -> Result<MfaAttempt, StoreError> {
+    super::mfa::authenticate(tx, &r.owner, &r.serial, r.now, &r.policy, &mut *r.check)
 }
 
 /// Runs `work` as the only unit of an MFA transaction and returns its result.

@@ -41,13 +41,17 @@ fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_780_000_000 + secs).unwrap()
 }
 
-fn user(s: &dyn Store, name: &str) -> User {
-    let u = User {
+fn new_user(name: &str) -> User {
+    User {
         id: crate::ids::generate_unique_id("AIDA"),
         name: UserName::parse(name).unwrap(),
         path: IamPath::root(),
         created: at(0),
-    };
+    }
+}
+
+fn user(s: &dyn Store, name: &str) -> User {
+    let u = new_user(name);
     s.create_user(&u).unwrap();
     u
 }
@@ -98,6 +102,29 @@ fn unit<T>(s: &dyn Store, mut work: impl FnMut(&mut dyn MfaTx) -> Result<T, Stor
     out.unwrap()
 }
 
+fn role(name: &str) -> Role {
+    Role {
+        id: crate::ids::generate_unique_id("AROA"),
+        name: RoleName::parse(name).unwrap(),
+        path: IamPath::root(),
+        trust_policy: "{}".into(),
+        max_session_duration: 3600,
+        description: String::new(),
+        created: at(0),
+    }
+}
+
+fn group(s: &dyn Store, name: &str) -> Group {
+    let g = Group {
+        id: crate::ids::generate_unique_id("AGPA"),
+        name: GroupName::parse(name).unwrap(),
+        path: IamPath::root(),
+        created: at(0),
+    };
+    s.create_group(&g).unwrap();
+    g
+}
+
 fn managed_policy(s: &dyn Store, name: &str) -> ManagedPolicy {
     let p = ManagedPolicy {
         id: crate::ids::generate_unique_id("ANPA"),
@@ -116,27 +143,13 @@ fn managed_policy(s: &dyn Store, name: &str) -> ManagedPolicy {
 
 pub fn names_are_unique_case_insensitively_and_keep_their_case(s: &dyn Store) {
     user(s, "Alice");
-    let again = User {
-        id: crate::ids::generate_unique_id("AIDA"),
-        name: UserName::parse("alice").unwrap(),
-        path: IamPath::root(),
-        created: at(0),
-    };
+    let again = new_user("alice");
     assert_eq!(
         s.create_user(&again),
         Err(StoreError::AlreadyExists(Taken::User(again.name.clone())))
     );
     let found = s.get_user(&UserName::parse("ALICE").unwrap()).unwrap();
     assert_eq!(found.map(|u| u.name.to_string()).as_deref(), Some("Alice"));
-    let role = |name: &str| Role {
-        id: crate::ids::generate_unique_id("AROA"),
-        name: RoleName::parse(name).unwrap(),
-        path: IamPath::root(),
-        trust_policy: "{}".into(),
-        max_session_duration: 3600,
-        description: String::new(),
-        created: at(0),
-    };
     s.create_role(&role("Deploy")).unwrap();
     assert!(matches!(
         s.create_role(&role("DEPLOY")),
@@ -205,13 +218,7 @@ pub fn a_user_deletion_counts_every_dependent_and_changes_nothing(s: &dyn Store)
         .unwrap();
     s.put_inline_policy(PrincipalKind::User, &carol.id, "own", "{}")
         .unwrap();
-    let g = Group {
-        id: crate::ids::generate_unique_id("AGPA"),
-        name: GroupName::parse("devs").unwrap(),
-        path: IamPath::root(),
-        created: at(0),
-    };
-    s.create_group(&g).unwrap();
+    let g = group(s, "devs");
     s.add_user_to_group(&g.id, &carol.id).unwrap();
 
     let expected = Dependents {
@@ -253,13 +260,7 @@ pub fn a_user_deletion_counts_every_dependent_and_changes_nothing(s: &dyn Store)
 
 pub fn groups_roles_and_policies_count_their_dependents(s: &dyn Store) {
     let dave = user(s, "dave");
-    let g = Group {
-        id: crate::ids::generate_unique_id("AGPA"),
-        name: GroupName::parse("ops").unwrap(),
-        path: IamPath::root(),
-        created: at(0),
-    };
-    s.create_group(&g).unwrap();
+    let g = group(s, "ops");
     s.add_user_to_group(&g.id, &dave.id).unwrap();
     s.add_user_to_group(&g.id, &dave.id).unwrap();
     s.put_inline_policy(PrincipalKind::Group, &g.id, "p", "{}")
@@ -274,15 +275,7 @@ pub fn groups_roles_and_policies_count_their_dependents(s: &dyn Store) {
         Ok(Deletion::Refused(blocked))
     );
 
-    let role = Role {
-        id: crate::ids::generate_unique_id("AROA"),
-        name: RoleName::parse("deployer").unwrap(),
-        path: IamPath::root(),
-        trust_policy: "{}".into(),
-        max_session_duration: 3600,
-        description: String::new(),
-        created: at(0),
-    };
+    let role = role("deployer");
     s.create_role(&role).unwrap();
     let p = managed_policy(s, "Deploy");
     s.attach_policy(&p.arn, PrincipalKind::Role, &role.id)

@@ -440,6 +440,20 @@ mod tests {
         }
     }
 
+    /// `reqs` under a lockout policy with `free_failures` and `lock_at`.
+    fn under(
+        free_failures: u32,
+        lock_at: u32,
+        reqs: impl Iterator<Item = MfaCheck>,
+    ) -> Vec<MfaCheck> {
+        let policy = LockoutPolicy {
+            free_failures,
+            max_delay_secs: 300,
+            lock_at,
+        };
+        reqs.map(|r| MfaCheck { policy, ..r }).collect()
+    }
+
     fn accepted(step: u64, serial: &str) -> MfaAttempt {
         MfaAttempt::Accepted {
             step,
@@ -539,21 +553,16 @@ mod tests {
         let bob = user(&s, "bob");
         device(&s, "alice-phone", &alice);
         device(&s, "bob-phone-1", &bob);
-        let policy = LockoutPolicy {
-            free_failures: 10,
-            max_delay_secs: 300,
-            lock_at: 3,
-        };
-        let mut reqs: Vec<MfaCheck> = (0..4)
-            .map(|_| req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)))
-            .chain([
-                req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
-                req(&alice, "alice-phone", code_at(9)),
-            ])
-            .collect();
-        for r in &mut reqs {
-            r.policy = policy;
-        }
+        let mut reqs = under(
+            10,
+            3,
+            (0..4)
+                .map(|_| req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)))
+                .chain([
+                    req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
+                    req(&alice, "alice-phone", code_at(9)),
+                ]),
+        );
         let wrong = Some(MfaAttempt::Refused(MfaRefusal::WrongCode));
         let locked = Some(MfaAttempt::Refused(MfaRefusal::Locked));
         assert_eq!(
@@ -574,17 +583,11 @@ mod tests {
         // Throttling: past the free failures, a retry at the same second is delayed, uncounted.
         let carol = user(&s, "carol");
         device(&s, "carol-phone", &carol);
-        let policy = LockoutPolicy {
-            free_failures: 2,
-            max_delay_secs: 300,
-            lock_at: 100,
-        };
-        let mut reqs: Vec<MfaCheck> = (0..4)
-            .map(|_| req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch)))
-            .collect();
-        for r in &mut reqs {
-            r.policy = policy;
-        }
+        let mut reqs = under(
+            2,
+            100,
+            (0..4).map(|_| req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch))),
+        );
         let answers = run(&s, &mut reqs);
         let throttled = Some(MfaAttempt::Refused(MfaRefusal::Throttled));
         assert_eq!(
@@ -626,11 +629,7 @@ mod tests {
         let (single, a2, b2) = setup();
         let single_answers: Vec<_> = scenario(&a2, &b2)
             .iter_mut()
-            .map(|r| {
-                single
-                    .mfa_authenticate(&r.owner, &r.serial, r.now, &r.policy, &mut *r.check)
-                    .ok()
-            })
+            .map(|r| single.mfa_authenticate(r).ok())
             .collect();
         assert_eq!(batch_answers, single_answers);
         assert_eq!(batch_answers[0], Some(accepted(4, "alice-phone")));

@@ -58,6 +58,18 @@ pub(super) fn touched(n: usize, missing: impl FnOnce() -> Missing) -> Result<(),
     }
 }
 
+/// The id a lookup (`?1` is `key`) finds, or `NotFound(missing)`.
+pub(super) fn id_of(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    missing: impl FnOnce() -> Missing,
+) -> Result<String, StoreError> {
+    conn.query_row(sql, [key], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(missing()))
+}
+
 /// A `COUNT(*)` as the contract's unsigned count.
 pub(super) fn count(conn: &Connection, sql: &str, id: &str) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(sql, [id], |r| r.get(0))?;
@@ -199,13 +211,12 @@ impl SqliteStore {
         conn: &Connection,
         name: &UserName,
     ) -> Result<String, StoreError> {
-        conn.query_row(
+        id_of(
+            conn,
             "SELECT id FROM users WHERE name_lower = ?1",
-            [name.as_str().to_lowercase()],
-            |r| r.get(0),
+            &name.as_str().to_lowercase(),
+            || Missing::User(name.clone()),
         )
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(Missing::User(name.clone())))
     }
 }
 

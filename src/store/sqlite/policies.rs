@@ -1,14 +1,14 @@
 //! SQLite implementation of [`PolicyStore`]: groups, managed and inline policies, attachments.
 
 use super::{
-    SqliteStore, corrupt, count, delete_unless, from_ts, touched, ts, unique, user_from_row,
+    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
 };
 use crate::domain::{
     Deletion, Dependents, EffectivePolicy, Group, ManagedPolicy, Missing, PolicyStore,
     PrincipalKind, StoreError, Taken, User,
 };
 use crate::ids::{GroupName, IamPath, PolicyName};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 const POLICY_COLS: &str = "p.id, p.arn, p.name, p.path, p.document, p.description, p.created_at, \
      p.updated_at, (SELECT COUNT(*) FROM policy_attachments a WHERE a.policy_id = p.id)";
@@ -29,8 +29,13 @@ fn policy_from_row(r: &Row<'_>) -> rusqlite::Result<ManagedPolicy> {
     })
 }
 
-fn no_such_policy(arn: &str) -> StoreError {
-    StoreError::NotFound(Missing::Policy(arn.to_owned()))
+fn policy_id(conn: &Connection, arn: &str) -> Result<String, StoreError> {
+    id_of(
+        conn,
+        "SELECT id FROM managed_policies WHERE arn = ?1",
+        arn,
+        || Missing::Policy(arn.to_owned()),
+    )
 }
 
 /// Counts the managed policies attached to and inline policies embedded in a principal of
@@ -145,14 +150,7 @@ impl PolicyStore for SqliteStore {
     fn delete_managed_policy_if_unused(&self, arn: &str) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: String = tx
-            .query_row(
-                "SELECT id FROM managed_policies WHERE arn = ?1",
-                [arn],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_policy(arn))?;
+        let id = policy_id(&tx, arn)?;
         let d = Dependents {
             attachments: count(
                 &tx,
@@ -189,14 +187,7 @@ impl PolicyStore for SqliteStore {
         principal_id: &str,
     ) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        let id: String = conn
-            .query_row(
-                "SELECT id FROM managed_policies WHERE arn = ?1",
-                [arn],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_policy(arn))?;
+        let id = policy_id(&conn, arn)?;
         conn.execute(
             "INSERT INTO policy_attachments (policy_id, principal_kind, principal_id) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
@@ -300,32 +291,28 @@ impl PolicyStore for SqliteStore {
         }
         let mut out = Vec::new();
         for (k, id) in owners {
-            let mut inline = conn.prepare_cached(
-                "SELECT name, document FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2",
-            )?;
-            for row in inline.query_map([k.as_str(), &id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                let (name, document) = row?;
-                out.push(EffectivePolicy {
-                    source_id: name,
-                    source_type: k.as_str(),
-                    document,
-                });
-            }
-            let mut managed = conn.prepare_cached(
-                "SELECT p.arn, p.document FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
-                 WHERE a.principal_kind = ?1 AND a.principal_id = ?2",
-            )?;
-            for row in managed.query_map([k.as_str(), &id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                let (arn, document) = row?;
-                out.push(EffectivePolicy {
-                    source_id: arn,
-                    source_type: "user-managed",
-                    document,
-                });
+            for (sql, source_type) in [
+                (
+                    "SELECT name, document FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2",
+                    k.as_str(),
+                ),
+                (
+                    "SELECT p.arn, p.document FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
+                     WHERE a.principal_kind = ?1 AND a.principal_id = ?2",
+                    "user-managed",
+                ),
+            ] {
+                let mut stmt = conn.prepare_cached(sql)?;
+                for row in stmt.query_map([k.as_str(), &id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })? {
+                    let (source_id, document) = row?;
+                    out.push(EffectivePolicy {
+                        source_id,
+                        source_type,
+                        document,
+                    });
+                }
             }
         }
         Ok(out)

@@ -2,7 +2,7 @@
 
 use super::policies::principal_policies;
 use super::{
-    SqliteStore, corrupt, count, delete_unless, from_ts, touched, ts, unique, user_from_row,
+    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
 };
 use crate::domain::{
     Deletion, Dependents, Missing, Role, SessionStore, SigningKeyRecord, StoreError, Taken, User,
@@ -26,10 +26,6 @@ fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
         description: r.get(5)?,
         created: from_ts(r.get(6)?),
     })
-}
-
-fn no_such_role(name: &RoleName) -> StoreError {
-    StoreError::NotFound(Missing::Role(name.clone()))
 }
 
 impl SessionStore for SqliteStore {
@@ -171,14 +167,12 @@ impl SessionStore for SqliteStore {
     fn delete_role_if_unused(&self, name: &RoleName) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: String = tx
-            .query_row(
-                "SELECT id FROM roles WHERE name_lower = ?1",
-                [name.as_str().to_lowercase()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_role(name))?;
+        let id = id_of(
+            &tx,
+            "SELECT id FROM roles WHERE name_lower = ?1",
+            &name.as_str().to_lowercase(),
+            || Missing::Role(name.clone()),
+        )?;
         let d = Dependents {
             policies: count(&tx, &principal_policies("role"), &id)?,
             ..Dependents::default()
