@@ -8,7 +8,7 @@
 //! bounded at about one credential per fsync (1,579 GetSessionToken/s measured).
 //!
 //! How: checks go over a channel to one thread that takes everything queued, up to [`MAX_BATCH`]
-//! requests, and hands it to [`MfaStore::mfa_authenticate_batch`]: the checks run one after another
+//! requests, and hands it to [`mfa_authenticate_batch`]: the checks run one after another
 //! in one `BEGIN IMMEDIATE` transaction, each in its own savepoint (an SQL error fails that request
 //! alone), with exactly the logic of a single check, then one COMMIT pays one fsync for the whole
 //! batch. Only after that COMMIT returns is any request answered; if it fails, every request of the
@@ -21,7 +21,7 @@
 //! which holds the store's only connection, short, and with it the wait of the last request in a
 //! batch. The channel is bounded too: when it is full, callers wait to enqueue.
 //!
-//! [`MfaStore::mfa_authenticate_batch`]: crate::domain::StoreRules::mfa_authenticate_batch
+//! [`mfa_authenticate_batch`]: crate::domain::StoreRules::mfa_authenticate_batch
 
 use crate::domain::{MfaAttempt, MfaCheck, Store, StoreError, StoreRules};
 use crate::error::BrokerError;

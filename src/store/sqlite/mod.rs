@@ -2,11 +2,12 @@
 //!
 //! One connection behind a mutex: a single writer needs no SQLITE_BUSY handling and cannot meet
 //! the WAL-reset bug of SQLite 3.7.0 to 3.51.2, where one connection checkpointing while another
-//! commits could corrupt the database (sqlite.org, "Write-Ahead Logging", WAL-reset bug). The connection runs WAL with `synchronous=FULL`, so every
-//! committed transaction (a consumed TOTP step, a failure counter, a revocation) survives power
-//! loss before the answer that depends on it leaves the broker. Every operation the contract
-//! calls atomic runs in one `BEGIN IMMEDIATE` transaction, which takes the write lock first, so
-//! what it reads cannot change before it writes and a read lock is never upgraded midway.
+//! commits could corrupt the database (sqlite.org, "Write-Ahead Logging", WAL-reset bug). The
+//! connection runs WAL with `synchronous=FULL`, so every committed transaction (a consumed TOTP
+//! step, a failure counter, a revocation) survives power loss before the answer that depends on it
+//! leaves the broker. Every operation the contract calls atomic runs in one `BEGIN IMMEDIATE`
+//! transaction, which takes the write lock first, so what it reads cannot change before it writes
+//! and a read lock is never upgraded midway.
 //!
 //! `rusqlite` is named in this module and nowhere else: its errors become
 //! [`StoreError::Backend`] here.
