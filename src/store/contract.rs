@@ -359,6 +359,22 @@ pub fn a_failed_unit_is_undone_alone(s: &dyn Store) {
         s.get_mfa_device(&d.serial).unwrap().unwrap().last_step,
         Some(7)
     );
+
+    // A transaction of one failing unit changes nothing either.
+    let alone = s
+        .mfa_transaction(1, &mut |_, tx| {
+            tx.record_failure(&frank, 12)?;
+            tx.consume_step(&d.id, 8, 0)?;
+            Err(StoreError::Internal("this unit fails".into()))
+        })
+        .unwrap();
+    assert!(matches!(alone.as_slice(), [Err(StoreError::Internal(_))]));
+    let state = s.mfa_lockout(&frank).unwrap();
+    assert_eq!((state.failures, state.last_failure_at), (1, Some(10)));
+    assert_eq!(
+        s.get_mfa_device(&d.serial).unwrap().unwrap().last_step,
+        Some(7)
+    );
 }
 
 pub fn devices_are_assigned_counted_released_and_deleted(s: &dyn Store) {

@@ -4,7 +4,7 @@
 //! store's single connection, so no other write lands between a unit's reads (the failure
 //! counter, the device row) and its writes (the consumed step, the count). Two requests with the
 //! same code are therefore serialised: the second sees the first one's step and is a replay. Each
-//! unit runs in its own SAVEPOINT (an error undoes that unit alone), and the transaction commits
+//! unit of several runs in its own SAVEPOINT (an error undoes that unit alone), and the transaction commits
 //! once: the answers are returned only after that COMMIT, which is durable (`synchronous=FULL`),
 //! and a failed COMMIT fails them all. Within the transaction each unit sees the writes of the
 //! ones before it, so a code used twice is a replay the second time and failures add up, exactly
@@ -250,6 +250,14 @@ impl MfaStore for SqliteStore {
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if units == 1 {
+            // A single unit needs no savepoint: if it fails, dropping `tx` undoes it.
+            let answer = work(0, &mut Tx(&tx));
+            if answer.is_ok() {
+                tx.commit()?;
+            }
+            return Ok(vec![answer]);
+        }
         let mut answers = Vec::with_capacity(units);
         for i in 0..units {
             let mut sp = tx.savepoint()?;
