@@ -411,6 +411,16 @@ mod tests {
         assert_eq!(r.unwrap(), BindOutcome::Done);
     }
 
+    /// A store with alice and bob, each with an enabled device (`alice-phone`, `bob-phone-1`).
+    fn alice_and_bob() -> (SqliteStore, OwnerRef, OwnerRef) {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let bob = user(&s, "bob");
+        device(&s, "alice-phone", &alice);
+        device(&s, "bob-phone-1", &bob);
+        (s, alice, bob)
+    }
+
     fn last_step(s: &SqliteStore, serial: &str) -> Option<u64> {
         s.get_mfa_device(serial).unwrap().unwrap().last_step
     }
@@ -556,11 +566,7 @@ mod tests {
 
     #[test]
     fn failures_add_up_within_a_batch_and_gate_the_later_requests() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let alice = user(&s, "alice");
-        let bob = user(&s, "bob");
-        device(&s, "alice-phone", &alice);
-        device(&s, "bob-phone-1", &bob);
+        let (s, alice, bob) = alice_and_bob();
         let mut reqs = under(
             10,
             3,
@@ -624,17 +630,9 @@ mod tests {
                 req(bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
             ]
         }
-        let setup = || {
-            let s = SqliteStore::open_in_memory().unwrap();
-            let alice = user(&s, "alice");
-            let bob = user(&s, "bob");
-            device(&s, "alice-phone", &alice);
-            device(&s, "bob-phone-1", &bob);
-            (s, alice, bob)
-        };
-        let (batched, a1, b1) = setup();
+        let (batched, a1, b1) = alice_and_bob();
         let batch_answers = run(&batched, &mut scenario(&a1, &b1));
-        let (single, a2, b2) = setup();
+        let (single, a2, b2) = alice_and_bob();
         let single_answers: Vec<_> = scenario(&a2, &b2)
             .iter_mut()
             .map(|r| single.mfa_authenticate(r).ok())
@@ -732,11 +730,7 @@ mod tests {
 
     #[test]
     fn a_batch_whose_commit_fails_records_nothing() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let alice = user(&s, "alice");
-        let bob = user(&s, "bob");
-        device(&s, "alice-phone", &alice);
-        device(&s, "bob-phone-1", &bob);
+        let (s, alice, bob) = alice_and_bob();
         // A deferred foreign-key violation lets every statement run and fails the COMMIT.
         s.conn()
             .unwrap()
