@@ -283,8 +283,8 @@ impl Rpc {
     }
 
     /// `{verb}{User,Group,Role}Policy` for a principal of `kind`.
-    pub fn principal_policy(verb: PolicyVerb, kind: crate::store::PrincipalKind) -> Self {
-        use crate::store::PrincipalKind::{Group, Role, User};
+    pub fn principal_policy(verb: PolicyVerb, kind: crate::domain::PrincipalKind) -> Self {
+        use crate::domain::PrincipalKind::{Group, Role, User};
         let [user, group, role] = match verb {
             PolicyVerb::Attach => [
                 Self::AttachUserPolicy,
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn per_principal_rpcs_are_found_by_verb_and_kind() {
-        use crate::store::PrincipalKind;
+        use crate::domain::PrincipalKind;
         assert_eq!(
             Rpc::principal_policy(PolicyVerb::Detach, PrincipalKind::Group),
             Rpc::DetachGroupPolicy

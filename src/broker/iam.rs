@@ -3,9 +3,9 @@
 use super::actions::{Resource, ResourceKind, Rpc};
 use super::input::{CreateUser, DeleteAccessKey, DeleteUser, ForUser, ListUsers, UpdateAccessKey};
 use super::{Broker, Caller, Principal, access_key_binding};
+use crate::domain::{Owner, OwnerRef, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, KeyStatus, UserName};
-use crate::store::{Owner, OwnerRef, User};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 

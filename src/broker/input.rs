@@ -6,13 +6,13 @@
 //! Documents (policies, trust policies, seed files) stay text here: the broker parses them, as
 //! their errors are not validation errors (`MalformedPolicyDocument`, `InvalidInput`).
 
+use crate::domain::{Assignment, PrincipalKind};
 use crate::ids::{
     AccessKeyId, Arn, GroupName, IamPath, KeyStatus, MaxItems, MfaSerial, PathPrefix, PolicyArn,
     PolicyName, RoleArn, RoleName, RoleSessionName, SessionDuration, TokenCode, UserName,
     VirtualMfaDeviceName,
 };
 use crate::policy::ContextEntry;
-use crate::store::{Assignment, PrincipalKind};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -313,11 +313,11 @@ pub struct Simulate {
 /// an empty optional one is absent.
 pub mod members {
     use super::{BindMfaDevice, MfaMembers, PolicyScope, PrincipalName};
+    use crate::domain::{Assignment, PrincipalKind};
     use crate::ids::{
         GroupName, IamPath, MfaSerial, PathPrefix, PolicyArn, PolicyName, RoleName, TokenCode,
         UserName, ValidationError, optional, required,
     };
-    use crate::store::{Assignment, PrincipalKind};
 
     /// A parsed member, or what is wrong with it.
     pub type Parsed<T> = Result<T, ValidationError>;

@@ -17,13 +17,13 @@ use super::input::{
     Simulate,
 };
 use super::{Broker, Caller, Principal, SessionInfo, UserView};
+use crate::domain::{Group, ManagedPolicy, PrincipalKind, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, Arn, GroupName, IamPath, RoleName, UserName};
 use crate::policy::{
     self, Context, ContextValue, Decision, EvalDecision, MatchedStatement, Number, PolicyDocument,
     PolicyKind, PolicySource, Request, SourceType,
 };
-use crate::store::{Group, ManagedPolicy, PrincipalKind};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;

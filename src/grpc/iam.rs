@@ -2,10 +2,10 @@
 
 use super::{Services, done, timestamp};
 use crate::broker::{AccessKeyView, DeviceView, SimulationResult, UserView, source_type_name};
+use crate::domain::{Group, ManagedPolicy};
 use crate::policy::{Decision, EvalDecision, MatchedStatement};
 use crate::proto::iam::v1 as pb;
 use crate::proto::iam::v1::iam_service_server::IamService;
-use crate::store::{Group, ManagedPolicy};
 
 fn user_pb(u: UserView) -> pb::User {
     pb::User {
@@ -59,7 +59,7 @@ fn group_pb(g: Group, arn: String) -> pb::Group {
     }
 }
 
-fn role_pb(r: crate::store::Role, arn: String) -> pb::Role {
+fn role_pb(r: crate::domain::Role, arn: String) -> pb::Role {
     pb::Role {
         path: r.path.as_str().to_owned(),
         role_name: r.name.to_string(),

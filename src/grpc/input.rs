@@ -7,6 +7,7 @@
 
 use crate::broker::input::members::*;
 use crate::broker::input::*;
+use crate::domain::PrincipalKind;
 use crate::ids::{
     AccessKeyId, Arn, KeyStatus, MaxItems, RoleArn, RoleName, RoleSessionName, SessionDuration,
     ValidationError, VirtualMfaDeviceName, optional, required,
@@ -15,7 +16,6 @@ use crate::policy::ContextEntry;
 use crate::proto::authz::v1 as authz;
 use crate::proto::iam::v1 as pb;
 use crate::proto::sts::v1 as sts;
-use crate::store::PrincipalKind;
 use zeroize::Zeroizing;
 
 pub(super) fn entries(list: &[pb::ContextEntry]) -> Vec<ContextEntry> {
