@@ -104,6 +104,16 @@ impl Broker {
         &self,
         principal: &Principal,
     ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
+        self.policies_for_with(principal, async {}).await
+    }
+
+    /// [`Broker::policies_for`], running `after_read` between the store read and the cache
+    /// insert (tests use it to commit a change exactly there).
+    async fn policies_for_with(
+        &self,
+        principal: &Principal,
+        after_read: impl std::future::Future<Output = ()>,
+    ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
         let (kind, id) = match principal {
             Principal::Root => return Ok(Arc::new(Vec::new())),
             Principal::User(u) => (PrincipalKind::User, u.id.clone()),
@@ -122,6 +132,7 @@ impl Broker {
         let stored = self
             .blocking(move |s| s.effective_policies(kind, &id))
             .await?;
+        after_read.await;
         let mut sources = Vec::with_capacity(stored.len());
         for p in stored {
             let (t, k) = source_type(p.source_type);
@@ -841,5 +852,100 @@ impl Broker {
             mfa_present: mfa_time.is_some(),
             mfa_age_seconds: mfa_time.map(|t| (now.unix_timestamp() - t).max(0)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{BrokerSettings, SessionKeys, audit::AuditSink};
+    use crate::clock::ManualClock;
+    use crate::crypto::MasterKey;
+    use crate::ids::{AccessKeyId, AccountId};
+    use crate::store::{Store, User, sqlite::SqliteStore};
+
+    const NOW: i64 = 1_780_000_000;
+
+    fn broker() -> Broker {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let master = Arc::new(MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap());
+        let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let sessions = SessionKeys::load(store.as_ref(), &master, now).unwrap();
+        let (audit, _) = AuditSink::start(Arc::clone(&store));
+        Broker::new(
+            store,
+            master,
+            Arc::new(ManualClock::at(NOW)),
+            AccountId::parse("123456789012").unwrap(),
+            BrokerSettings::new("us-east-1"),
+            audit,
+            sessions,
+        )
+    }
+
+    fn caller(principal: Principal, arn: &str) -> Caller {
+        Caller {
+            principal,
+            arn: arn.to_owned(),
+            user_id: "AIDAALICE".to_owned(),
+            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap(),
+            source: None,
+            session: None,
+        }
+    }
+
+    fn statement(effect: &str) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Action":"iam:ListUsers","Resource":"*"}}]}}"#
+        )
+    }
+
+    /// A read of alice's policy set that started before a PutUserPolicy adding a Deny and
+    /// finishes after it must not leave the old set in the cache: her next call is denied.
+    #[tokio::test]
+    async fn a_policy_read_that_raced_a_policy_write_does_not_bring_the_old_set_back() {
+        let b = broker();
+        let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
+        let user = User {
+            id: "AIDAALICE".to_owned(),
+            name: UserName::parse("alice").unwrap(),
+            path: IamPath::root(),
+            created: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        };
+        b.store.create_user(&user).unwrap();
+        let alice = caller(
+            Principal::User(user),
+            "arn:aws:iam::123456789012:user/alice",
+        );
+        b.put_inline(
+            &root,
+            PrincipalKind::User,
+            "alice",
+            "allow",
+            &statement("Allow"),
+        )
+        .await
+        .unwrap();
+        // The read sees only the Allow; the Deny commits before the read stores its result.
+        let commit_deny = async {
+            b.put_inline(
+                &root,
+                PrincipalKind::User,
+                "alice",
+                "deny",
+                &statement("Deny"),
+            )
+            .await
+            .unwrap();
+        };
+        let raced = b
+            .policies_for_with(&alice.principal, commit_deny)
+            .await
+            .unwrap();
+        assert_eq!(raced.len(), 1, "the read happened before the Deny");
+        let after = b.authorize(&alice, "iam:ListUsers", "*").await;
+        let err = after.expect_err("the Deny committed before this call must apply");
+        assert_eq!(err.code, AwsCode::AccessDenied);
+        assert!(err.message.contains("explicit deny"), "{}", err.message);
     }
 }
