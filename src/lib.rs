@@ -7,6 +7,7 @@
 //! `store` is the only module with SQL and returns domain types.
 
 pub mod broker;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -210,16 +210,10 @@ impl Broker {
         V: cache::Cached + Send + Sync + 'static,
         F: FnOnce(&dyn Store) -> Result<Option<V>, StoreError> + Send + 'static,
     {
-        if let Some(v) = self.identities.get::<V>(id) {
-            return Ok(Some(v));
-        }
-        let generation = self.identities.generation();
-        let Some(v) = self.blocking(read).await? else {
-            return Ok(None);
-        };
-        let v = Arc::new(v);
-        self.identities.put(generation, id, Arc::clone(&v));
-        Ok(Some(v))
+        self.identities
+            .of::<V>()
+            .get_or_load(id, async { Ok(self.blocking(read).await?.map(Arc::new)) })
+            .await
     }
 
     /// [`Broker::blocking`] for a write that changes or removes access keys, users or roles: the
