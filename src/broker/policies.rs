@@ -861,7 +861,7 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{BrokerSettings, SessionKeys, audit::AuditSink};
+    use crate::broker::{BrokerHandle, BrokerSettings, SessionKeys};
     use crate::clock::ManualClock;
     use crate::crypto::MasterKey;
     use crate::ids::{AccessKeyId, AccountId};
@@ -869,19 +869,17 @@ mod tests {
 
     const NOW: i64 = 1_780_000_000;
 
-    fn broker() -> Broker {
+    fn broker() -> BrokerHandle {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
         let master = Arc::new(MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap());
         let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
         let sessions = SessionKeys::load(store.as_ref(), &master, now).unwrap();
-        let (audit, _) = AuditSink::start(Arc::clone(&store));
-        Broker::new(
+        Broker::start(
             store,
             master,
             Arc::new(ManualClock::at(NOW)),
             AccountId::parse("123456789012").unwrap(),
             BrokerSettings::new("us-east-1"),
-            audit,
             sessions,
         )
     }
@@ -907,7 +905,8 @@ mod tests {
     /// finishes after it must not leave the old set in the cache: her next call is denied.
     #[tokio::test]
     async fn a_policy_read_that_raced_a_policy_write_does_not_bring_the_old_set_back() {
-        let b = broker();
+        let handle = broker();
+        let b = handle.broker();
         let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
         let user = User {
             id: "AIDAALICE".to_owned(),
@@ -950,5 +949,6 @@ mod tests {
         let err = after.expect_err("the Deny committed before this call must apply");
         assert_eq!(err.code, AwsCode::AccessDenied);
         assert!(err.message.contains("explicit deny"), "{}", err.message);
+        handle.shutdown().await;
     }
 }
