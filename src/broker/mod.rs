@@ -348,3 +348,71 @@ pub fn required(field: &'static str) -> BrokerError {
         ),
     )
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::mfa::lockout::LockoutPolicy;
+    use crate::store::{CodeVerdict, MfaCheck, OwnerRef, sqlite::SqliteStore};
+    use time::OffsetDateTime;
+
+    pub const NOW: i64 = 1_780_000_000;
+
+    /// A broker on an in-memory store, account 123456789012.
+    pub fn started() -> BrokerHandle {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let master = Arc::new(MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap());
+        let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let sessions = SessionKeys::load(store.as_ref(), &master, now).unwrap();
+        Broker::start(
+            store,
+            master,
+            Arc::new(ManualClock::at(NOW)),
+            AccountId::parse("123456789012").unwrap(),
+            BrokerSettings::new("us-east-1"),
+            sessions,
+        )
+    }
+
+    pub fn caller(principal: Principal, arn: &str) -> Caller {
+        Caller {
+            principal,
+            arn: arn.to_owned(),
+            user_id: "AIDAALICE".to_owned(),
+            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap(),
+            source: None,
+            session: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_commits_the_audit_trail_and_stops_both_writers() {
+        let handle = started();
+        let broker = Arc::clone(handle.broker());
+        let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
+        for _ in 0..100 {
+            broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
+        }
+        handle.shutdown().await;
+        let trail = broker.store.recent_audit(1000).unwrap();
+        assert_eq!(trail.len(), 100, "every event recorded before shutdown");
+        let check = MfaCheck {
+            owner: OwnerRef::Root,
+            serial: "arn:aws:iam::123456789012:mfa/root".into(),
+            now: NOW,
+            policy: LockoutPolicy::default(),
+            check: Box::new(|_| CodeVerdict::Accepted {
+                step: 1,
+                drift: None,
+            }),
+        };
+        let after = broker.mfa_guard.authenticate(check).await;
+        assert!(
+            after.is_err(),
+            "the replay guard accepts nothing after shutdown"
+        );
+        broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
+        assert_eq!(broker.store.recent_audit(1000).unwrap().len(), 100);
+    }
+}

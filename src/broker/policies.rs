@@ -861,39 +861,8 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{BrokerHandle, BrokerSettings, SessionKeys};
-    use crate::clock::ManualClock;
-    use crate::crypto::MasterKey;
-    use crate::ids::{AccessKeyId, AccountId};
-    use crate::store::{Store, User, sqlite::SqliteStore};
-
-    const NOW: i64 = 1_780_000_000;
-
-    fn broker() -> BrokerHandle {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
-        let master = Arc::new(MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap());
-        let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
-        let sessions = SessionKeys::load(store.as_ref(), &master, now).unwrap();
-        Broker::start(
-            store,
-            master,
-            Arc::new(ManualClock::at(NOW)),
-            AccountId::parse("123456789012").unwrap(),
-            BrokerSettings::new("us-east-1"),
-            sessions,
-        )
-    }
-
-    fn caller(principal: Principal, arn: &str) -> Caller {
-        Caller {
-            principal,
-            arn: arn.to_owned(),
-            user_id: "AIDAALICE".to_owned(),
-            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap(),
-            source: None,
-            session: None,
-        }
-    }
+    use crate::broker::tests::{NOW, caller, started};
+    use crate::store::User;
 
     fn statement(effect: &str) -> String {
         format!(
@@ -905,7 +874,7 @@ mod tests {
     /// finishes after it must not leave the old set in the cache: her next call is denied.
     #[tokio::test]
     async fn a_policy_read_that_raced_a_policy_write_does_not_bring_the_old_set_back() {
-        let handle = broker();
+        let handle = started();
         let b = handle.broker();
         let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
         let user = User {
