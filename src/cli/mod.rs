@@ -402,7 +402,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
-    use crate::broker::{Broker, BrokerSettings, audit::AuditSink};
+    use crate::broker::{Broker, BrokerSettings};
     let d = dir.clone();
     let opened = tokio::task::spawn_blocking(move || crate::datadir::open_existing(&d)).await??;
     let store: Arc<dyn crate::domain::Store> = opened.store.clone();
@@ -415,18 +415,18 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         .await?
         .map_err(anyhow::Error::msg)?
     };
-    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
     let account = opened.account.clone();
-    let broker = Broker::new(
+    let handle = Broker::start(
         store,
         opened.master,
         Arc::new(SystemClock),
         opened.account,
         BrokerSettings::new("us-east-1"),
-        audit,
         sessions,
     );
-    let r = broker.recover_root().await?;
+    let recovered = handle.broker().recover_root().await;
+    handle.shutdown().await;
+    let r = recovered?;
     let now = crate::clock::Clock::now(&SystemClock);
     let path = crate::datadir::replace_root_credentials(
         &dir,
@@ -434,9 +434,6 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         &r.secret_access_key,
         now,
     )?;
-    broker.close_mfa_guard().await;
-    broker.close_audit().await;
-    let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     println!("root recovered for account {}", account);
     for serial in &r.deactivated_devices {
         println!("deactivated MFA device {serial}");
