@@ -295,3 +295,110 @@ impl Client {
         Ok(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Mutex;
+    use tower::{Layer, ServiceExt};
+
+    const PATH: &str = "/iam.v1.IamService/CreateUser";
+
+    fn signer(session_token: Option<&str>) -> Signer {
+        let credentials = Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: Zeroizing::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()),
+            session_token: session_token.map(str::to_owned),
+        };
+        Signer::new(credentials, "us-east-1", "broker.example:4180")
+            .with_clock(Arc::new(ManualClock::at(1_772_323_200)))
+    }
+
+    fn frame(message: &[u8]) -> bytes::Bytes {
+        let len = u32::try_from(message.len()).unwrap().to_be_bytes();
+        [&[0u8][..], &len, message].concat().into()
+    }
+
+    /// Sends `req` through the layer; returns what reached the inner service.
+    async fn through(
+        signer: Signer,
+        req: http::Request<Body>,
+    ) -> Result<(http::HeaderMap, bytes::Bytes), BoxError> {
+        let seen = Arc::new(Mutex::new(None));
+        let inner = {
+            let seen = Arc::clone(&seen);
+            tower::service_fn(move |req: http::Request<Body>| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let bytes = body.collect().await?.to_bytes();
+                    *seen.lock().unwrap() = Some((parts.headers, bytes));
+                    Ok::<_, BoxError>(http::Response::new(()))
+                }
+            })
+        };
+        signer.layer().layer(inner).oneshot(req).await?;
+        Ok(seen.lock().unwrap().take().unwrap())
+    }
+
+    fn request(body: bytes::Bytes) -> http::Request<Body> {
+        http::Request::post(PATH)
+            .body(Body::new(http_body_util::Full::new(body)))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_layer_signs_the_framed_message_and_passes_the_body_on_unchanged() {
+        let message = b"\x0a\x05alice";
+        for token in [None, Some("session-token")] {
+            let (headers, body) = through(signer(token), request(frame(message)))
+                .await
+                .unwrap();
+            assert_eq!(body, frame(message), "the body is sent as it was");
+            let want = signer(token).sign(PATH, message).unwrap();
+            assert_eq!(headers["authorization"], want.authorization.as_str());
+            assert_eq!(headers["x-amz-date"], "20260301T000000Z");
+            assert_eq!(
+                headers
+                    .get("x-amz-security-token")
+                    .map(|v| v.to_str().unwrap()),
+                token
+            );
+            // The same signature as signing the message's SHA-256, which is what the broker
+            // computes from the bytes it receives.
+            let by_hash = sigv4::sign_grpc(&GrpcSignParams {
+                access_key_id: "AKIAIOSFODNN7EXAMPLE",
+                secret_access_key: b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                session_token: token,
+                region: "us-east-1",
+                service: "iam",
+                host: "broker.example:4180",
+                path: PATH,
+                payload: Payload::Sha256(<sha2::Sha256 as sha2::Digest>::digest(message).into()),
+                time: time::macros::datetime!(2026-03-01 00:00 UTC),
+            })
+            .unwrap();
+            assert_eq!(by_hash, want);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_signed_by_hand_is_left_alone_and_a_stream_is_refused() {
+        let mut req = request(frame(b"x"));
+        req.headers_mut().insert(
+            "authorization",
+            http::HeaderValue::from_static("AWS4-HMAC-SHA256 by hand"),
+        );
+        let (headers, _) = through(signer(None), req).await.unwrap();
+        assert_eq!(headers["authorization"], "AWS4-HMAC-SHA256 by hand");
+        assert!(!headers.contains_key("x-amz-date"));
+
+        let two = [frame(b"a"), frame(b"b")].concat().into();
+        let e = through(signer(None), request(two)).await.unwrap_err();
+        assert!(
+            e.to_string().contains("not one uncompressed gRPC message"),
+            "{e}"
+        );
+    }
+}
