@@ -314,40 +314,26 @@ pub async fn run(cli: Cli) -> i32 {
             client,
             session,
             output,
-        } => session::obtain(
-            &client,
-            &session,
-            &RoleArgs {
+        } => {
+            let no_role = RoleArgs {
                 role_arn: None,
                 role_session_name: None,
-            },
-            session::Prompt::IfStdinIsTty,
-        )
-        .await
-        .map(|s| {
-            session::print(&s, output);
-            0
-        }),
+            };
+            print_session(&client, &session, &no_role, output).await
+        }
         Command::AssumeRole {
             client,
             session,
             role_arn,
             role_session_name,
             output,
-        } => session::obtain(
-            &client,
-            &session,
-            &RoleArgs {
+        } => {
+            let role = RoleArgs {
                 role_arn: Some(role_arn),
                 role_session_name,
-            },
-            session::Prompt::IfStdinIsTty,
-        )
-        .await
-        .map(|s| {
-            session::print(&s, output);
-            0
-        }),
+            };
+            print_session(&client, &session, &role, output).await
+        }
         Command::CredentialProcess {
             client,
             session,
@@ -382,6 +368,18 @@ pub async fn run(cli: Cli) -> i32 {
             code
         }
     }
+}
+
+/// `get-session-token` and `assume-role`: a session (prompting on a terminal), printed.
+async fn print_session(
+    client: &ClientArgs,
+    session: &SessionArgs,
+    role: &RoleArgs,
+    output: WrapperOutput,
+) -> anyhow::Result<i32> {
+    let s = session::obtain(client, session, role, session::Prompt::IfStdinIsTty).await?;
+    session::print(&s, output);
+    Ok(0)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
