@@ -304,7 +304,8 @@ mod tests {
         );
     }
 
-    /// The JWT attack set of security.md T-19/T-20: every variant is refused.
+    /// The JWT attacks RFC 8725 section 2 lists (algorithm confusion, `none`, forged or swapped keys,
+    /// tampered claims): every variant is refused.
     mod attacks {
         use super::*;
         use base64::Engine;

@@ -15,7 +15,9 @@ use zeroize::Zeroizing;
 const GCI: &str = "/sts.v1.SecurityTokenService/GetCallerIdentity";
 const CREATE_USER: &str = "/iam.v1.IamService/CreateUser";
 
-async fn caller_identity(c: &Client) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
+pub(crate) async fn caller_identity(
+    c: &Client,
+) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
     let req = c.signed(GCI, sts::GetCallerIdentityRequest {}).unwrap();
     c.sts()
         .get_caller_identity(req)
@@ -673,7 +675,7 @@ async fn a_restart_keeps_everything() {
     assert!(g.arn.ends_with(":user/gina"));
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(
