@@ -11,13 +11,13 @@
 //! policies, attachments or group membership, so a decision never uses a stale document.
 
 use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
+use crate::domain::{Group, ManagedPolicy, PrincipalKind, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
 use crate::policy::{
     self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
     PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
 };
-use crate::store::{Group, ManagedPolicy, PrincipalKind};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;

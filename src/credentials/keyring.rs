@@ -4,7 +4,7 @@
 
 use super::CredentialsError;
 use crate::crypto::{Binding, MasterKey};
-use crate::store::SigningKeyRecord;
+use crate::domain::SigningKeyRecord;
 use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use sha2::{Digest, Sha256};

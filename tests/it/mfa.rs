@@ -7,9 +7,9 @@ use crate::helpers::*;
 use std::sync::Arc;
 use sts_broker::broker::{Broker, Caller, Principal};
 use sts_broker::client::{Client, Credentials};
+use sts_broker::domain::{Outcome, User};
 use sts_broker::ids::{AccessKeyId, IamPath, UserName};
 use sts_broker::proto::iam::v1 as iam;
-use sts_broker::store::{Outcome, User};
 use tonic::Code;
 use zeroize::Zeroizing;
 
