@@ -1,7 +1,8 @@
 //! The broker's error vocabulary: AWS error codes and the one error type use cases return.
 //!
-//! Every failure that leaves the broker is a [`BrokerError`]: an AWS error code (API.md section 5)
-//! plus a message in AWS's wording. `grpc::status` turns it into a gRPC status in exactly one place.
+//! Every failure that leaves the broker is a [`BrokerError`]: one of the error codes AWS's STS
+//! and IAM API references list, plus a message in AWS's wording. `grpc::status` turns it into a
+//! gRPC status in exactly one place.
 //! Messages never contain secrets, seeds, codes or signatures.
 
 use std::fmt;
@@ -26,7 +27,7 @@ pub enum AwsCode {
     Throttling,
     DeleteConflict,
     EntityTemporarilyUnmodifiable,
-    /// The broker's addition to API.md's table (AWS: HTTP 410): no credential report yet.
+    /// The broker's addition to AWS's codes (AWS answers HTTP 410 here): no credential report yet.
     ReportNotPresent,
     ServiceFailure,
 }

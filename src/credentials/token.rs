@@ -1,8 +1,9 @@
 //! Session tokens: a JWS compact token (RFC 7515/7519) signed with Ed25519, with the claims of
-//! API.md section 6. Validation is explicit (RFC 8725 section 3): the algorithm is pinned to EdDSA,
-//! the header `typ` must be ours, the `kid` must name a key in our ring (no `jku`/`x5u`/`jwk` is
-//! ever followed: tokens carrying them are refused), `iss` and `aud` must match, and the time
-//! claims are checked against the broker's clock, not the library's, with no leeway on `exp`.
+//! [`SessionClaims`] (the public token contract). Validation is explicit (RFC 8725 section 3): the
+//! algorithm is pinned to EdDSA, the header `typ` must be ours, the `kid` must name a key in our
+//! ring (no `jku`/`x5u`/`jwk` is ever followed: tokens carrying them are refused), `iss` and `aud`
+//! must match, and the time claims are checked against the broker's clock, not the library's,
+//! with no leeway on `exp`.
 //!
 //! The same session token comes back on every call its holder makes, and the Ed25519 check is the
 //! largest single cost of such a call (~70 µs here, see BENCHMARKS.md). So a token that passed
