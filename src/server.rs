@@ -6,7 +6,8 @@ use crate::broker::audit::AuditSink;
 use crate::broker::{Broker, BrokerSettings, SessionKeys};
 use crate::clock::SharedClock;
 use crate::datadir::{self, DataDirError, FirstStart};
-use crate::grpc::{Services, digest};
+use crate::grpc::Services;
+use crate::grpc::auth_layer::{self, AuthLayer, BodyLimits};
 use crate::ids::AccountId;
 use crate::metrics::Metrics;
 use crate::proto::authz::v1::authorization_service_server::AuthorizationServiceServer;
@@ -35,7 +36,14 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     pub request_timeout: Duration,
     pub max_header_list_size: u32,
+    /// The largest request message. The largest legitimate one is a hardware seed-file import
+    /// (a line is at most about 400 bytes: a 256-character serial and a 64-byte seed in hex);
+    /// policy documents are at most 6,144 characters (AWS's managed-policy limit).
     pub max_message_bytes: usize,
+    /// The largest response message (list calls and the credential report can be long).
+    pub max_response_bytes: usize,
+    /// Request bytes buffered at once across every call, before their signature is checked.
+    pub buffered_request_budget: usize,
 }
 
 impl Default for Limits {
@@ -48,7 +56,9 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_header_list_size: 16 * 1024,
-            max_message_bytes: digest::MAX_MESSAGE_BYTES,
+            max_message_bytes: 256 * 1024,
+            max_response_bytes: 1024 * 1024,
+            buffered_request_budget: 64 * 1024 * 1024,
         }
     }
 }
@@ -179,6 +189,14 @@ pub async fn start(
     ));
     let metrics = Arc::new(Metrics::default());
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
+    let auth = AuthLayer::new(
+        Arc::clone(&broker),
+        Arc::clone(&metrics),
+        BodyLimits {
+            max_message_bytes: config.limits.max_message_bytes,
+            budget_bytes: config.limits.buffered_request_budget,
+        },
+    );
     let limits = &config.limits;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -199,23 +217,23 @@ pub async fn start(
         .build_v1alpha()
         .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
 
-    let max = limits.max_message_bytes;
+    let (max, max_out) = (limits.max_message_bytes, limits.max_response_bytes);
     let mut routes = Routes::builder();
     routes
         .add_service(
             SecurityTokenServiceServer::new(services.clone())
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(
             IamServiceServer::new(services.clone())
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(
             AuthorizationServiceServer::new(services)
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(health_service)
         .add_service(reflection)
@@ -240,7 +258,10 @@ pub async fn start(
                 async move { m.render() }
             }),
         )
-        .layer(axum::middleware::from_fn(digest::capture));
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth_layer::authenticate,
+        ));
 
     let mut builder = Server::builder()
         .accept_http1(true)

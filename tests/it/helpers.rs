@@ -176,3 +176,17 @@ pub async fn put_user_policy(c: &sts_broker::client::Client, user: &str, name: &
         .unwrap();
     c.iam().put_user_policy(req).await.unwrap();
 }
+
+/// A plain HTTP/1.1 GET on the listener; the whole response, status line first.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

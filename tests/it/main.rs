@@ -8,3 +8,4 @@ mod helpers;
 mod mfa;
 mod policies;
 mod sessions;
+mod transport;
