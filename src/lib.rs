@@ -16,6 +16,7 @@ pub mod datadir;
 pub mod error;
 pub mod grpc;
 pub mod ids;
+pub mod listener;
 pub mod metrics;
 pub mod mfa;
 pub mod policy;

@@ -50,9 +50,15 @@ pub fn read_credentials_file(path: &std::path::Path) -> Credentials {
 }
 
 pub async fn start_on(dir: tempfile::TempDir, clock: ManualClock) -> TestApp {
-    let data = dir.path().join("data");
+    let cfg = config(dir.path().join("data"));
+    start_with(dir, clock, cfg).await
+}
+
+/// A broker with a configuration of the test's own (its data dir inside `dir`).
+pub async fn start_with(dir: tempfile::TempDir, clock: ManualClock, cfg: ServeConfig) -> TestApp {
+    let data = cfg.data_dir.clone();
     let shared: SharedClock = Arc::new(clock.clone());
-    let running = server::start(config(data.clone()), shared.clone(), std::future::pending())
+    let running = server::start(cfg, shared.clone(), std::future::pending())
         .await
         .unwrap();
     let addr = running.local_addr;

@@ -175,3 +175,206 @@ async fn a_signed_body_that_does_not_decode_is_a_validation_error() {
     );
     no_users(&app).await;
 }
+
+/// The broker's resident set (this process), for the flood reports.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "VmRSS: unknown".into())
+}
+
+/// A well-behaved client on its own connection: it must keep being served.
+async fn good_call(app: &TestApp) {
+    let c = sts_broker::client::Client::connect(&app.endpoint, "us-east-1", app.root.clone())
+        .await
+        .unwrap()
+        .with_clock(std::sync::Arc::new(app.clock.clone()));
+    let req = c
+        .signed(
+            "/sts.v1.SecurityTokenService/GetCallerIdentity",
+            sts_broker::proto::sts::v1::GetCallerIdentityRequest {},
+        )
+        .unwrap();
+    let id = c.sts().get_caller_identity(req).await.unwrap().into_inner();
+    assert!(id.arn.ends_with(":root"));
+}
+
+/// One h2c connection opening `streams` unauthenticated calls, each sending `chunk` bytes of
+/// DATA without ending its stream. Returns the gRPC statuses the broker answered with.
+async fn unauthenticated_flood(
+    addr: std::net::SocketAddr,
+    streams: usize,
+    chunk: usize,
+) -> Vec<String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut pending = Vec::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let req = http::Request::post(format!("http://{addr}{CREATE_USER}"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (response, mut body) = client.send_request(req, false).unwrap();
+        // Header, then junk: the body never ends.
+        let mut data = vec![0u8, 0, 4, 0, 0];
+        data.resize(chunk, 7);
+        body.send_data(bytes::Bytes::from(data), false).unwrap();
+        pending.push((response, body));
+    }
+    let mut statuses = Vec::new();
+    for (response, _body) in pending {
+        let status = match response.await {
+            Ok(r) => r
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned(),
+            Err(e) => format!("reset: {e}"),
+        };
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn unauthenticated_bodies_are_refused_before_they_are_buffered() {
+    let app = spawn_app().await;
+    println!("before the flood: {}", rss());
+    let floods: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(unauthenticated_flood(app.addr, 64, 256 * 1024)))
+        .collect();
+    good_call(&app).await;
+    for f in floods {
+        let statuses = f.await.unwrap();
+        assert_eq!(statuses.len(), 64);
+        assert!(
+            statuses.iter().all(|s| s == "16"),
+            "every stream is refused as UNAUTHENTICATED from its headers: {statuses:?}"
+        );
+    }
+    good_call(&app).await;
+    println!("after the flood: {}", rss());
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving() {
+    let app = spawn_app().await;
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let r = raw_call(&app, &app.root, CREATE_USER, &big, big.clone()).await;
+    let s = assert_error(r, Code::ResourceExhausted, "LimitExceeded");
+    assert!(s.message().contains("262144 bytes"), "{}", s.message());
+    good_call(&app).await;
+}
+
+/// Opens `n` TCP connections that never send a byte.
+fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect()
+}
+
+/// How many of `conns` the broker has closed (a read sees end of stream or a reset).
+fn closed(conns: &[std::net::TcpStream]) -> usize {
+    use std::io::{ErrorKind, Read};
+    conns
+        .iter()
+        .filter(|&c| match { c }.read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn silent_connections_cannot_keep_a_client_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.limits.max_pending_connections = 16;
+    // So long that only evicting the oldest silent connection can let the client in.
+    cfg.limits.handshake_timeout = std::time::Duration::from_secs(600);
+    let app = start_with(dir, sts_broker::clock::ManualClock::at(T0), cfg).await;
+    println!("before the flood: {}", rss());
+    let addr = app.addr;
+    let silent = tokio::task::spawn_blocking(move || silent_connections(addr, 300))
+        .await
+        .unwrap();
+    good_call(&app).await;
+    // The broker closes the evicted ones on its own schedule: look a bounded number of times.
+    let mut shut = 0;
+    for _ in 0..100 {
+        shut = closed(&silent);
+        if shut >= 300 - 16 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        shut >= 300 - 16,
+        "at most 16 silent connections stay open; {shut} of 300 were closed"
+    );
+    good_call(&app).await;
+    println!("after the flood: {}", rss());
+}
+
+#[tokio::test]
+async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_out() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let script = format!(
+        "ulimit -n 256 && exec {} serve --data-dir {} --listen 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_sts-broker"),
+        data.display()
+    );
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut endpoint = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(at) = line.find("serving on http://") {
+            let url = &line[at + "serving on ".len()..];
+            endpoint = Some(url.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let endpoint = endpoint.expect("the broker says where it listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+
+    let silent = tokio::task::spawn_blocking(move || silent_connections(addr, 300))
+        .await
+        .unwrap();
+    let root = read_credentials_file(&data.join("root-credentials"));
+    let c = sts_broker::client::Client::connect(&endpoint, "us-east-1", root)
+        .await
+        .unwrap();
+    let req = c
+        .signed(
+            "/sts.v1.SecurityTokenService/GetCallerIdentity",
+            sts_broker::proto::sts::v1::GetCallerIdentityRequest {},
+        )
+        .unwrap();
+    let id = c.sts().get_caller_identity(req).await.unwrap().into_inner();
+    assert!(id.arn.ends_with(":root"));
+    assert!(closed(&silent) > 0, "the broker shed silent connections");
+    child.kill().await.unwrap();
+}
