@@ -114,6 +114,23 @@ async fn no_users(app: &TestApp) {
     assert!(users.users.is_empty(), "no user was created: {users:?}");
 }
 
+/// The audit record of the one failed `iam:CreateUser`, after checking its code there and in
+/// `/metrics`.
+async fn failed_create_user(app: &TestApp, code: &str) -> sts_broker::store::AuditEvent {
+    app.broker().flush_audit().await;
+    let events = app.broker().recent_audit(100).await.unwrap();
+    let event = events
+        .into_iter()
+        .find(|e| e.action == "iam:CreateUser")
+        .expect("the call is in the audit trail");
+    assert_eq!(event.outcome, Outcome::Failure);
+    assert_eq!(event.error_code.as_deref(), Some(code));
+    let m = http_get(app.addr, "/metrics").await;
+    let counted = format!("{{action=\"iam:CreateUser\",code=\"{code}\"}} 1");
+    assert!(m.contains(&counted), "{m}");
+    event
+}
+
 #[tokio::test]
 async fn a_body_changed_after_signing_that_does_not_decode_is_a_failed_authentication() {
     let app = spawn_app().await;
@@ -124,23 +141,11 @@ async fn a_body_changed_after_signing_that_does_not_decode_is_a_failed_authentic
     let r = raw_call(&app, &app.root, CREATE_USER, &good, UNDECODABLE.to_vec()).await;
     assert_error(r, Code::Unauthenticated, "SignatureDoesNotMatch");
 
-    app.broker().flush_audit().await;
-    let events = app.broker().recent_audit(100).await.unwrap();
-    let refused = events
-        .iter()
-        .find(|e| e.action == "iam:CreateUser")
-        .expect("the refusal is in the audit trail");
-    assert_eq!(refused.outcome, Outcome::Failure);
-    assert_eq!(refused.error_code.as_deref(), Some("SignatureDoesNotMatch"));
+    let refused = failed_create_user(&app, "SignatureDoesNotMatch").await;
     assert_eq!(refused.detail.as_deref(), Some("signature does not match"));
     assert_eq!(
         refused.access_key_id.as_deref(),
         Some(app.root.access_key_id.as_str())
-    );
-    let m = http_get(app.addr, "/metrics").await;
-    assert!(
-        m.contains("{action=\"iam:CreateUser\",code=\"SignatureDoesNotMatch\"} 1"),
-        "{m}"
     );
     no_users(&app).await;
 }
@@ -159,20 +164,8 @@ async fn a_signed_body_that_does_not_decode_is_a_validation_error() {
     let s = assert_error(r, Code::InvalidArgument, "ValidationError");
     assert!(s.message().contains("protobuf"), "{}", s.message());
 
-    app.broker().flush_audit().await;
-    let events = app.broker().recent_audit(100).await.unwrap();
-    let failed = events
-        .iter()
-        .find(|e| e.action == "iam:CreateUser")
-        .expect("the call is in the audit trail");
-    assert_eq!(failed.outcome, Outcome::Failure);
-    assert_eq!(failed.error_code.as_deref(), Some("ValidationError"));
+    let failed = failed_create_user(&app, "ValidationError").await;
     assert!(failed.principal.as_deref().unwrap().ends_with(":root"));
-    let m = http_get(app.addr, "/metrics").await;
-    assert!(
-        m.contains("{action=\"iam:CreateUser\",code=\"ValidationError\"} 1"),
-        "{m}"
-    );
     no_users(&app).await;
 }
 
@@ -194,6 +187,11 @@ async fn good_call(app: &TestApp) {
         .await
         .unwrap()
         .with_clock(std::sync::Arc::new(app.clock.clone()));
+    root_identity(&c).await;
+}
+
+/// GetCallerIdentity as root must succeed.
+async fn root_identity(c: &sts_broker::client::Client) {
     let req = c
         .signed(
             "/sts.v1.SecurityTokenService/GetCallerIdentity",
@@ -367,14 +365,7 @@ async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_ou
     let c = sts_broker::client::Client::connect(&endpoint, "us-east-1", root)
         .await
         .unwrap();
-    let req = c
-        .signed(
-            "/sts.v1.SecurityTokenService/GetCallerIdentity",
-            sts_broker::proto::sts::v1::GetCallerIdentityRequest {},
-        )
-        .unwrap();
-    let id = c.sts().get_caller_identity(req).await.unwrap().into_inner();
-    assert!(id.arn.ends_with(":root"));
+    root_identity(&c).await;
     assert!(closed(&silent) > 0, "the broker shed silent connections");
     child.kill().await.unwrap();
 }
