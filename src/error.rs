@@ -107,15 +107,15 @@ impl From<crate::ids::ValidationError> for BrokerError {
     }
 }
 
-impl From<crate::store::StoreError> for BrokerError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError as S;
+impl From<crate::domain::StoreError> for BrokerError {
+    fn from(e: crate::domain::StoreError) -> Self {
+        use crate::domain::StoreError as S;
         match e {
-            S::NotFound(m) => Self::new(AwsCode::NoSuchEntity, m),
-            S::AlreadyExists(m) => Self::new(AwsCode::EntityAlreadyExists, m),
-            S::DeleteConflict(m) => Self::new(AwsCode::DeleteConflict, m),
-            S::LimitExceeded(m) => Self::new(AwsCode::LimitExceeded, m),
-            other @ (S::Sqlite(_) | S::Open(_) | S::Internal(_)) => Self::internal(other),
+            S::NotFound(m) => Self::new(AwsCode::NoSuchEntity, m.to_string()),
+            S::AlreadyExists(t) => Self::new(AwsCode::EntityAlreadyExists, t.to_string()),
+            S::DeleteConflict(c) => Self::new(AwsCode::DeleteConflict, c.to_string()),
+            S::LimitExceeded(q) => Self::new(AwsCode::LimitExceeded, q.to_string()),
+            other @ (S::Unavailable(_) | S::Backend(_) | S::Internal(_)) => Self::internal(other),
         }
     }
 }

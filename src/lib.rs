@@ -1,10 +1,11 @@
 //! sts-broker: a self-hosted temporary-credentials broker modelled on AWS STS and IAM MFA.
 //!
 //! Dependency rule (one way only):
-//! `cli → server → grpc → broker → {sigv4, crypto, ids, clock} → store`.
+//! `cli → server → grpc → broker → {sigv4, crypto, ids, clock, domain}`, and `store → domain`.
 //! `grpc` is the only module that names tonic types or generated messages; `broker` orchestrates
 //! a call (authenticate → authorize → act → audit); `sigv4`, `crypto`, `ids` and `clock` are pure;
-//! `store` is the only module with SQL and returns domain types.
+//! `domain` holds the domain types, IAM's rules and the store contract the broker calls;
+//! `store` holds the backends of that contract, the only code with SQL.
 
 pub mod broker;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod credentials;
 pub mod crypto;
 pub mod datadir;
+pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod ids;

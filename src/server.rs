@@ -231,7 +231,7 @@ pub async fn start(
     .await
     .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
 
-    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let store: Arc<dyn crate::domain::Store> = opened.store.clone();
     let sessions = {
         let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
         tokio::task::spawn_blocking(move || SessionKeys::load(store.as_ref(), &master, now))

@@ -10,7 +10,7 @@
 //! this). An event is therefore on disk within about 10 ms of being recorded, not at once; no
 //! caller waits for it either way.
 
-use crate::store::{AuditEvent, Store};
+use crate::domain::{AuditEvent, Store};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 

@@ -9,10 +9,10 @@
 
 use super::actions::ServiceScope;
 use super::{Broker, Caller, Principal, access_key_binding};
+use crate::domain::{AuditEvent, Outcome, Owner};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, KeyStatus};
 use crate::sigv4::{self, HeaderSource, IncomingRequest, SigV4Error};
-use crate::store::{AuditEvent, Outcome, Owner};
 use std::net::SocketAddr;
 use zeroize::Zeroizing;
 

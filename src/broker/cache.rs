@@ -11,7 +11,7 @@
 //! record back. Misses are not remembered (a key or user created later is found at once). Each
 //! map is bounded; when one is full it is emptied rather than grown.
 
-use crate::store::{AccessKeyRecord, Role, User};
+use crate::domain::{AccessKeyRecord, Role, User};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -110,7 +110,7 @@ impl IdentityCache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::User;
+    use crate::domain::User;
 
     fn user(id: &str, name: &str) -> Arc<User> {
         Arc::new(User {

@@ -1,9 +1,9 @@
 //! IAM users and long-term access keys.
 
 use super::{Broker, Caller, Principal, access_key_binding, required};
+use crate::domain::{Owner, OwnerRef, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, KeyStatus, UserName};
-use crate::store::{Owner, OwnerRef, User};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 

@@ -10,14 +10,14 @@
 
 use super::{Broker, Caller, Principal, required};
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{
+    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner,
+    OwnerRef, StoreRules,
+};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, IamPath, ValidationError};
 use crate::mfa::totp::{self, ENABLE_WINDOW, RESYNC_WINDOW};
 use crate::mfa::{Seed, TotpCode, TotpParams};
-use crate::store::{
-    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner,
-    OwnerRef,
-};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -454,11 +454,7 @@ impl Broker {
             .await?;
         let s2 = serial.to_owned();
         let device = self.blocking(move |s| s.get_mfa_device(&s2)).await?;
-        let matches = device.as_ref().is_some_and(|d| match (&d.owner, &owner) {
-            (Some(Owner::Root), OwnerRef::Root) => true,
-            (Some(Owner::User(u)), OwnerRef::User(id)) => &u.id == id,
-            _ => false,
-        });
+        let matches = device.as_ref().is_some_and(|d| d.is_enabled_for(&owner));
         match device {
             Some(d) if matches => Ok(self.device_view(&d)),
             _ => Err(BrokerError::new(
@@ -529,7 +525,7 @@ impl Broker {
                 verified_at: now,
             }),
             MfaAttempt::Refused(reason) => {
-                if reason == crate::store::MfaRefusal::Undecryptable {
+                if reason == crate::domain::MfaRefusal::Undecryptable {
                     tracing::error!(serial, "an MFA seed does not decrypt: damaged or moved row");
                 }
                 self.audit_caller(

@@ -8,7 +8,7 @@
 //! bounded at about one credential per fsync (1,579 GetSessionToken/s measured).
 //!
 //! How: checks go over a channel to one thread that takes everything queued, up to [`MAX_BATCH`]
-//! requests, and hands it to [`MfaStore::mfa_authenticate_batch`]: the checks run one after another
+//! requests, and hands it to [`mfa_authenticate_batch`]: the checks run one after another
 //! in one `BEGIN IMMEDIATE` transaction, each in its own savepoint (an SQL error fails that request
 //! alone), with exactly the logic of a single check, then one COMMIT pays one fsync for the whole
 //! batch. Only after that COMMIT returns is any request answered; if it fails, every request of the
@@ -21,10 +21,10 @@
 //! which holds the store's only connection, short, and with it the wait of the last request in a
 //! batch. The channel is bounded too: when it is full, callers wait to enqueue.
 //!
-//! [`MfaStore::mfa_authenticate_batch`]: crate::store::MfaStore::mfa_authenticate_batch
+//! [`mfa_authenticate_batch`]: crate::domain::StoreRules::mfa_authenticate_batch
 
+use crate::domain::{MfaAttempt, MfaCheck, Store, StoreError, StoreRules};
 use crate::error::BrokerError;
-use crate::store::{MfaAttempt, MfaCheck, Store, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -152,11 +152,11 @@ fn commit_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{CodeVerdict, DeviceKind, MfaDevice, MfaRefusal, OwnerRef, User};
     use crate::ids::{IamPath, UserName};
     use crate::mfa::TotpParams;
     use crate::mfa::lockout::LockoutPolicy;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{CodeVerdict, DeviceKind, MfaDevice, MfaRefusal, OwnerRef, User};
     use time::OffsetDateTime;
 
     const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
@@ -312,19 +312,18 @@ mod tests {
     async fn a_failed_commit_answers_every_request_with_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broker.db");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-        let owner = setup(store.as_ref());
-        // From another connection: a trigger whose deferred foreign-key violation fails COMMIT
-        // once a step is written.
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute_batch(
+        let sqlite = SqliteStore::open(&path).unwrap();
+        let owner = setup(&sqlite);
+        // A trigger whose deferred foreign-key violation fails COMMIT once a step is written.
+        sqlite
+            .execute_batch_for_tests(
                 "CREATE TABLE parent (id INTEGER PRIMARY KEY);
                  CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
                  CREATE TRIGGER poison AFTER UPDATE ON mfa_devices
                  BEGIN INSERT INTO child VALUES (42); END;",
             )
             .unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let (_, answers) = queue_then_close(&store, &owner, &[5, 5, 6]).await;
         for a in answers {
             assert!(a.is_err(), "nothing is accepted");

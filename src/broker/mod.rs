@@ -25,9 +25,9 @@ pub use sts::{IssuedCredentials, SessionKeys};
 
 use crate::clock::SharedClock;
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{AuditEvent, Outcome, Store, StoreError, User};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{AccessKeyId, AccountId};
-use crate::store::{AuditEvent, Outcome, Store, StoreError, User};
 use audit::AuditSink;
 use mfa_guard::MfaGuard;
 use std::net::SocketAddr;
@@ -74,7 +74,7 @@ pub enum Principal {
     User(User),
     /// A session of a role obtained with AssumeRole.
     AssumedRole {
-        role: crate::store::Role,
+        role: crate::domain::Role,
         session_name: String,
     },
 }

@@ -11,13 +11,13 @@
 //! policies, attachments or group membership, so a decision never uses a stale document.
 
 use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
+use crate::domain::{Group, ManagedPolicy, PrincipalKind, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
 use crate::policy::{
     self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
     PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
 };
-use crate::store::{Group, ManagedPolicy, PrincipalKind};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
@@ -658,6 +658,7 @@ impl Broker {
         resources: &[String],
         entries: &[ContextEntry],
     ) -> Result<Vec<SimulationResult>, BrokerError> {
+        policy::limits::check_simulation(principal_arn, inputs, actions, resources, entries)?;
         let action = if principal_arn.is_some() {
             "iam:SimulatePrincipalPolicy"
         } else {
@@ -694,23 +695,18 @@ impl Broker {
         } else {
             resources.to_vec()
         };
-        let mut out = Vec::with_capacity(actions.len() * resources.len());
-        for a in actions {
-            for r in &resources {
-                let request = Request {
-                    action: a.clone(),
-                    resource: r.clone(),
-                    principal_arn: principal_arn.unwrap_or_default().to_owned(),
-                    context: context.clone(),
-                };
-                out.push(SimulationResult {
-                    action: a.clone(),
-                    resource: r.clone(),
-                    decision: policy::evaluate(&sources, &request),
-                });
-            }
-        }
-        Ok(out)
+        let principal = principal_arn.unwrap_or_default().to_owned();
+        let grid = policy::evaluate_grid(sources, actions.to_vec(), resources, principal, context)
+            .await
+            .map_err(BrokerError::internal)?;
+        Ok(grid
+            .into_iter()
+            .map(|(action, resource, decision)| SimulationResult {
+                action,
+                resource,
+                decision,
+            })
+            .collect())
     }
 
     /// The identity policies of a user, group or role named by ARN.
@@ -777,6 +773,7 @@ impl Broker {
         resource: &str,
         entries: &[ContextEntry],
     ) -> Result<AuthorizeAnswer, BrokerError> {
+        policy::limits::check_authorize(action, resource, entries)?;
         self.authorize(caller, "sts:Authorize", "*").await?;
         if token.is_empty() {
             return Err(required("sessionToken"));

@@ -1,9 +1,9 @@
 //! Status reports (`GetAccountSummary`, the credential report) and offline root recovery.
 
 use super::{Broker, Caller, access_key_binding};
+use crate::domain::{AuditEvent, Outcome, OwnerRef, Quota, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId};
-use crate::store::{AuditEvent, Outcome, OwnerRef};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use time::{Duration, OffsetDateTime};
@@ -87,7 +87,10 @@ impl Broker {
         let mut m = BTreeMap::new();
         m.insert("Users".to_owned(), c.users);
         m.insert("UsersQuota".to_owned(), 5000);
-        m.insert("AccessKeysPerUserQuota".to_owned(), 2);
+        m.insert(
+            "AccessKeysPerUserQuota".to_owned(),
+            i64::from(Quota::AccessKeysPerUser.limit()),
+        );
         m.insert("MFADevices".to_owned(), c.mfa_devices);
         m.insert("MFADevicesInUse".to_owned(), c.mfa_devices_in_use);
         m.insert(
@@ -103,7 +106,7 @@ impl Broker {
 
     fn build_report(
         &self,
-        rows: &[crate::store::CredentialRow],
+        rows: &[crate::domain::CredentialRow],
         account_created: Option<OffsetDateTime>,
     ) -> Vec<u8> {
         let mut out = REPORT_COLUMNS.join(",");
@@ -204,9 +207,9 @@ impl Broker {
             .blocking(|s| s.list_access_keys(&OwnerRef::Root))
             .await?;
         let mut deleted_key = None;
-        if keys.len() >= 2
-            && let Some(oldest) = keys.first()
-        {
+        let at_quota =
+            u32::try_from(keys.len()).unwrap_or(u32::MAX) >= Quota::AccessKeysPerUser.limit();
+        if at_quota && let Some(oldest) = keys.first() {
             let id = oldest.id.clone();
             self.blocking_identity_change(move |s| s.delete_access_key(&OwnerRef::Root, &id))
                 .await?;

@@ -12,10 +12,10 @@ use crate::credentials::{
     self, KeyRing, SESSION_KEY_LEN, SessionClaims, SessionKind, TokenError, Validation,
 };
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{Role, Store, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, RoleName, UserName, ValidationError};
 use crate::policy::{self, Context, PolicyDocument, PolicyKind, PrincipalInfo};
-use crate::store::{Role, Store, User};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use time::{Duration, OffsetDateTime};

@@ -405,7 +405,7 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
     use crate::broker::{Broker, BrokerSettings, audit::AuditSink};
     let d = dir.clone();
     let opened = tokio::task::spawn_blocking(move || crate::datadir::open_existing(&d)).await??;
-    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let store: Arc<dyn crate::domain::Store> = opened.store.clone();
     let sessions = {
         let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
         let now = crate::clock::Clock::now(&SystemClock);

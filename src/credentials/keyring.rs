@@ -4,7 +4,7 @@
 
 use super::CredentialsError;
 use crate::crypto::{Binding, MasterKey};
-use crate::store::SigningKeyRecord;
+use crate::domain::SigningKeyRecord;
 use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use sha2::{Digest, Sha256};
@@ -304,7 +304,8 @@ mod tests {
         );
     }
 
-    /// The JWT attack set of security.md T-19/T-20: every variant is refused.
+    /// The JWT attacks RFC 8725 section 2 lists (algorithm confusion, `none`, forged or swapped keys,
+    /// tampered claims): every variant is refused.
     mod attacks {
         use super::*;
         use base64::Engine;

@@ -2,10 +2,10 @@
 
 use super::{Services, timestamp};
 use crate::broker::{AccessKeyView, DeviceView, SimulationResult, UserView, source_type_name};
+use crate::domain::{ManagedPolicy, PrincipalKind};
 use crate::policy::{ContextEntry, Decision, EvalDecision, MatchedStatement};
 use crate::proto::iam::v1 as pb;
 use crate::proto::iam::v1::iam_service_server::IamService;
-use crate::store::{ManagedPolicy, PrincipalKind};
 use tonic::{Request, Response, Status};
 
 fn user_pb(u: UserView) -> pb::User {
@@ -46,7 +46,7 @@ fn virtual_device_pb(d: DeviceView) -> pb::VirtualMfaDevice {
     }
 }
 
-fn role_pb(r: crate::store::Role, arn: String) -> pb::Role {
+fn role_pb(r: crate::domain::Role, arn: String) -> pb::Role {
     pb::Role {
         path: r.path.as_str().to_owned(),
         role_name: r.name.to_string(),

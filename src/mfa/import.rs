@@ -1,6 +1,6 @@
 //! Hardware-token seed file import (the broker's equivalent of the vendor seed
-//! records behind AWS "hardware MFA device" serials, aws-behaviour.md §3.4,
-//! §3.8).
+//! records behind AWS "hardware MFA device" serials; serial format and code
+//! parameters as the AWS IAM User Guide describes hardware TOTP tokens).
 //!
 //! Format: UTF-8 text, one token per line, five comma-separated fields:
 //!

@@ -11,7 +11,7 @@
 //! * [`import`] — the hardware-token seed file parser.
 //!
 //! Why hand-written rather than the `totp-rs` crate: that crate compared codes
-//! with `==` before 1.1.0 (RUSTSEC-2022-0018, security.md §5.1), and the
+//! with `==` before 1.1.0 (RUSTSEC-2022-0018), and the
 //! verifier here needs control it does not offer — a window evaluated in full
 //! without early exit, the matched step returned so the store can refuse
 //! replays (RFC 6238 §5.2) and record drift (RFC 6238 §6), a bounded two-code
@@ -23,7 +23,7 @@
 //! step from server time, applying the device's drift with
 //! [`totp::centre_step`], recording `Match::Accepted { step }` atomically
 //! together with issuance, answering `Replayed` and `NoMatch` identically, and
-//! throttling failures (security.md R1–R3, R13).
+//! throttling failures (RFC 6238 §5.2, NIST SP 800-63B §5.1.4.2 and §5.2.2).
 
 pub mod import;
 pub mod lockout;

@@ -1,6 +1,6 @@
 //! Provisioning output for virtual devices: the `otpauth://totp/…` Key URI and
 //! a QR-code PNG of it (AWS `CreateVirtualMFADevice` returns both as
-//! `Base32StringSeed` and `QRCodePNG`, aws-behaviour.md §3.3).
+//! `Base32StringSeed` and `QRCodePNG`, per the AWS IAM API Reference).
 //!
 //! URI shape (the de-facto "Key Uri Format" understood by Google
 //! Authenticator, Authy, 1Password, …):

@@ -8,7 +8,7 @@
 //!   `T0 = 0` (RFC 6238 §4.2). Time and counters are `u64` everywhere; RFC 6238
 //!   §4.2 requires values beyond 32 bits (the Appendix B row t=20000000000).
 //! * Verification: every candidate step in the window is computed and compared
-//!   in constant time with no early exit (ASVS 5.0 11.2.4, security.md §5.1);
+//!   in constant time with no early exit (OWASP ASVS 5.0 11.2.4);
 //!   replay refusal follows RFC 6238 §5.2 ("MUST NOT accept the second attempt
 //!   of the OTP after the successful validation"); drift recording follows
 //!   RFC 6238 §6.
@@ -29,7 +29,8 @@ pub use super::seed::Seed;
 /// Default acceptance window: one step either side of the centre step.
 ///
 /// RFC 6238 §5.2 recommends "at most one time step … as the network delay".
-/// The verifier may pass 0 for a stricter policy (security.md §1.6 tension).
+/// The verifier may pass 0 for a stricter policy (OWASP ASVS 5.0 6.5.5 caps a code's life at one 30 s step, RFC 6238 §5.2
+/// tolerates one step of delay; single use keeps the longer window from meaning longer reuse).
 pub const DEFAULT_WINDOW: u32 = 1;
 /// Window used when enabling a device with two consecutive codes
 /// (EnableMFADevice): the normal verification window.
@@ -124,7 +125,7 @@ impl std::str::FromStr for Algorithm {
 /// Number of code digits (RFC 4226 §5.3: at least 6; 8 for the RFC 6238 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Digits {
-    /// Six digits — AWS's `TokenCode` contract (aws-behaviour.md §3.8).
+    /// Six digits — AWS's `TokenCode` contract (AWS IAM API Reference, EnableMFADevice: `AuthenticationCode1` is six digits).
     #[default]
     Six,
     /// Eight digits.
@@ -221,7 +222,7 @@ pub struct TotpParams {
 
 impl TotpParams {
     /// SHA1 / 6 digits / 30 s: what AWS virtual and hardware devices use
-    /// (aws-behaviour.md §3.8) and what every authenticator app assumes.
+    /// (AWS IAM User Guide, 'Virtual MFA devices') and what every authenticator app assumes.
     pub const AWS: Self = Self {
         algorithm: Algorithm::Sha1,
         digits: Digits::Six,
@@ -432,7 +433,7 @@ pub enum Match {
         step: u64,
     },
     /// The code matched, but at a step ≤ the last accepted step (RFC 6238 §5.2).
-    /// Must be answered exactly like [`Match::NoMatch`] (security.md R13).
+    /// Must be answered exactly like [`Match::NoMatch`] (OWASP ASVS 5.0 6.3.8: no oracle telling replay from a wrong code).
     Replayed,
     /// The code matched no step in the window.
     NoMatch,
@@ -644,7 +645,7 @@ mod tests {
         }
     }
 
-    /// security.md §2.2 derived vectors: 6-digit SHA1 and the classic
+    /// Vectors derived from RFC 6238 Appendix B's seeds: 6-digit SHA1 and the classic
     /// wrong-seed SHA256 regression values.
     #[test]
     fn derived_vectors_six_digits_and_wrong_seed_regression() {

@@ -5,6 +5,8 @@
 //! `json` (text → positioned JSON) → `parse` (grammar, limits, compilation) → `document` (the
 //! compiled AST and its action index) → `condition` / `pattern` (matching) → `evaluator`
 //! (combining statements into a [`Decision`]). `context` holds the typed request context.
+//! [`limits`] bounds what one request may ask for; `offload` runs a simulation's grid of
+//! evaluations off the async workers ([`evaluate_grid`]).
 //!
 //! **Why hand-written.** `cedar-policy` is AWS's Rust policy engine, but it implements Cedar, a
 //! different language with different semantics (no `NotAction`/`NotResource`, no `...IfExists`,
@@ -31,11 +33,13 @@
 //! `reference_policies_condition-keys`, `reference_iam-quotas`,
 //! `id_credentials_mfa_configure-api-require`.
 //!
-//! **Speed.** Patterns are compiled at parse time (a hand-written `*`/`?` matcher, no regex);
+//! **Speed.** Patterns are compiled at parse time (a hand-written `*`/`?` matcher, no regex,
+//! linear in the text: no input can make it backtrack);
 //! action patterns are lowercased once; each document indexes its statements by service prefix
 //! and literal action name so that statements that cannot match the requested action are never
 //! visited. Evaluation allocates only for matched statements, for patterns containing policy
-//! variables, and when the requested action name is not already lowercase.
+//! variables, for a `?`-segment longer than 64 characters, and when the requested action name is
+//! not already lowercase.
 //!
 //! **Decisions deliberately taken** (where AWS is silent or the reference marks "unconfirmed"):
 //! element names, `Effect` values and operator names are case-sensitive; a comparison that
@@ -48,6 +52,8 @@ mod document;
 mod error;
 mod evaluator;
 mod json;
+pub mod limits;
+mod offload;
 mod parse;
 mod pattern;
 
@@ -58,6 +64,7 @@ pub use evaluator::{
     Decision, EvalDecision, MatchedStatement, PolicySource, PrincipalInfo, Request, SourceType,
     TRUST_POLICY_ID, evaluate, evaluate_resource_policy, evaluate_trust,
 };
+pub use offload::{GridCell, GridError, evaluate_grid};
 pub use parse::parse_policy;
 #[cfg(test)]
 pub(crate) use parse::parse_policy_unchecked;

@@ -36,58 +36,270 @@ pub(crate) struct VarRef {
     pub default: Option<String>,
 }
 
-/// Matches `text` against a variable-free glob. Iterative, with backtracking to the last `*`,
-/// so the worst case is O(|pattern| * |text|) and there is no recursion.
+/// Matches `text` against a variable-free glob (see [`Matcher`] for the cost). A pattern that
+/// still contains an unresolved variable matches nothing.
 pub(crate) fn glob_match(pattern: &[GTok], text: &str) -> bool {
-    let mut pi = 0usize;
-    let mut ti = 0usize;
-    // (pattern index after the last star, text index the star is currently absorbing up to)
-    let mut backtrack: Option<(usize, usize)> = None;
-    // INVARIANT: `ti` and every saved backtrack position only ever advance by `len_utf8()` of
-    // the character found there, so they stay on char boundaries and `text.get(ti..)` is `Some`
-    // until the end. The loop ends: every iteration either advances `pi` or `ti` (bounded by the
-    // pattern and text lengths), or moves the backtrack position one character further, which
-    // is also bounded by `text.len()`.
-    loop {
-        let next_char = text.get(ti..).and_then(|s| s.chars().next());
-        let Some(c) = next_char else { break };
-        match pattern.get(pi) {
-            Some(GTok::Star) => {
-                pi += 1;
-                backtrack = Some((pi, ti));
-                continue;
-            }
-            Some(GTok::Quest) => {
-                pi += 1;
-                ti += c.len_utf8();
-                continue;
-            }
-            Some(GTok::Char(pc)) if *pc == c => {
-                pi += 1;
-                ti += c.len_utf8();
-                continue;
-            }
-            _ => {}
-        }
-        // Mismatch (or an unresolved variable, which never matches): let the last star eat one
-        // more character and retry from just after it.
-        match backtrack {
-            Some((bp, bt)) => {
-                let eaten = text
-                    .get(bt..)
-                    .and_then(|s| s.chars().next())
-                    .map_or(1, char::len_utf8);
-                let nt = bt + eaten;
-                backtrack = Some((bp, nt));
-                pi = bp;
-                ti = nt;
-            }
-            None => return false,
+    Matcher::compile(pattern).is_match(text)
+}
+
+/// One element of a `*`-free segment: a character, or `?` (any one character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Char(char),
+    Any,
+}
+
+/// A variable-free glob compiled for matching in time linear in the text.
+///
+/// The pattern is split at its `*`s into segments, each matching a fixed number of characters:
+/// `first *s1* ... *sn* last`. A text matches when `first` is its prefix, `last` its suffix, and
+/// `s1..sn` occur in order, without overlap, in between. Taking each middle segment at its
+/// leftmost occurrence after the previous one is optimal (a segment has a fixed length, so the
+/// leftmost occurrence also ends first and leaves the most text for the rest), so there is no
+/// backtracking: every text character is looked at a bounded number of times.
+///
+/// Cost: O(|pattern| + |text|) when every segment containing `?` has at most 64 elements.
+/// Segments without `?` are found with `str::find`, which is linear (Two-Way); a segment with
+/// `?` is found bit-parallel (Shift-And: one mask lookup, a binary search over the segment's
+/// distinct characters, per text character), in O(|text| × ⌈len / 64⌉) when it is longer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Matcher {
+    first: Segment,
+    /// `None` when the pattern has no `*` (then `first` must be the whole text).
+    starred: Option<Starred>,
+    /// The pattern contains an unresolved variable, which matches nothing.
+    never: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Starred {
+    /// Non-empty segments between the first and last `*`, in order.
+    middle: Vec<Segment>,
+    last: Segment,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    units: Vec<Unit>,
+    search: Search,
+}
+
+/// How a middle segment is found in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Search {
+    /// No `?`: plain substring search.
+    Literal(String),
+    /// Contains `?`: bit-parallel search.
+    ShiftAnd(ShiftAnd),
+}
+
+/// Shift-And tables for one segment: bit `i` of a character's mask is set when element `i`
+/// accepts that character. Masks are `words` u64s long, stored one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShiftAnd {
+    len: usize,
+    words: usize,
+    /// Characters named in the segment, sorted, with their masks at the same index.
+    chars: Vec<char>,
+    masks: Vec<u64>,
+    /// The mask of any other character: the `?` positions only.
+    other: Vec<u64>,
+}
+
+impl Matcher {
+    pub(crate) fn compile(pattern: &[GTok]) -> Self {
+        let never = pattern.iter().any(|t| matches!(t, GTok::Var(_)));
+        let mut segments = pattern.split(|t| *t == GTok::Star).map(Segment::compile);
+        let first = segments.next().unwrap_or_else(Segment::empty);
+        let mut rest: Vec<Segment> = segments.collect();
+        let starred = rest.pop().map(|last| Starred {
+            middle: rest.into_iter().filter(|s| !s.units.is_empty()).collect(),
+            last,
+        });
+        Matcher {
+            first,
+            starred,
+            never,
         }
     }
-    pattern
-        .get(pi..)
-        .is_some_and(|rest| rest.iter().all(|t| *t == GTok::Star))
+
+    pub(crate) fn is_match(&self, text: &str) -> bool {
+        if self.never {
+            return false;
+        }
+        let Some(mut pos) = self.first.match_prefix(text) else {
+            return false;
+        };
+        let Some(starred) = &self.starred else {
+            return pos == text.len();
+        };
+        for segment in &starred.middle {
+            match text.get(pos..).and_then(|rest| segment.find(rest)) {
+                Some(end) => pos += end,
+                None => return false,
+            }
+        }
+        text.get(pos..)
+            .is_some_and(|rest| starred.last.matches_suffix(rest))
+    }
+}
+
+impl Unit {
+    fn accepts(self, c: char) -> bool {
+        match self {
+            Unit::Char(u) => u == c,
+            Unit::Any => true,
+        }
+    }
+}
+
+impl Segment {
+    fn empty() -> Self {
+        Segment {
+            units: Vec::new(),
+            search: Search::Literal(String::new()),
+        }
+    }
+
+    fn compile(toks: &[GTok]) -> Self {
+        let units: Vec<Unit> = toks
+            .iter()
+            .map(|t| match t {
+                GTok::Char(c) => Unit::Char(*c),
+                // Variables are handled by `Matcher::never`; `*` never reaches a segment.
+                GTok::Quest | GTok::Star | GTok::Var(_) => Unit::Any,
+            })
+            .collect();
+        let literal: Option<String> = units
+            .iter()
+            .map(|u| match u {
+                Unit::Char(c) => Some(*c),
+                Unit::Any => None,
+            })
+            .collect();
+        let search = match literal {
+            Some(s) => Search::Literal(s),
+            None => Search::ShiftAnd(ShiftAnd::compile(&units)),
+        };
+        Segment { units, search }
+    }
+
+    /// Byte length of the prefix of `text` this segment matches, if it matches there.
+    fn match_prefix(&self, text: &str) -> Option<usize> {
+        let mut chars = text.char_indices();
+        for u in &self.units {
+            let (_, c) = chars.next()?;
+            if !u.accepts(c) {
+                return None;
+            }
+        }
+        Some(chars.offset())
+    }
+
+    /// Whether this segment matches the end of `text`.
+    fn matches_suffix(&self, text: &str) -> bool {
+        let mut chars = text.chars().rev();
+        self.units
+            .iter()
+            .rev()
+            .all(|u| chars.next().is_some_and(|c| u.accepts(c)))
+    }
+
+    /// Byte offset just past the leftmost occurrence of this segment in `text`.
+    fn find(&self, text: &str) -> Option<usize> {
+        match &self.search {
+            Search::Literal(s) => text.find(s.as_str()).map(|i| i + s.len()),
+            Search::ShiftAnd(sa) => sa.find(text),
+        }
+    }
+}
+
+impl ShiftAnd {
+    fn compile(units: &[Unit]) -> Self {
+        let len = units.len();
+        let words = len.div_ceil(64).max(1);
+        let mut chars: Vec<char> = units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Char(c) => Some(*c),
+                Unit::Any => None,
+            })
+            .collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let mut other = vec![0u64; words];
+        let mut masks = vec![0u64; words * chars.len()];
+        for (i, u) in units.iter().enumerate() {
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            match u {
+                Unit::Any => {
+                    if let Some(x) = other.get_mut(w) {
+                        *x |= bit;
+                    }
+                }
+                Unit::Char(c) => {
+                    if let Ok(k) = chars.binary_search(c)
+                        && let Some(x) = masks.get_mut(k * words + w)
+                    {
+                        *x |= bit;
+                    }
+                }
+            }
+        }
+        // `?` accepts every character, including the named ones.
+        for (j, x) in masks.iter_mut().enumerate() {
+            *x |= other.get(j % words).copied().unwrap_or(0);
+        }
+        ShiftAnd {
+            len,
+            words,
+            chars,
+            masks,
+            other,
+        }
+    }
+
+    fn mask(&self, c: char) -> &[u64] {
+        self.chars
+            .binary_search(&c)
+            .ok()
+            .and_then(|k| self.masks.get(k * self.words..(k + 1) * self.words))
+            .unwrap_or(&self.other)
+    }
+
+    /// Byte offset just past the leftmost occurrence in `text`.
+    fn find(&self, text: &str) -> Option<usize> {
+        if self.len == 0 {
+            return Some(0);
+        }
+        let (top_word, top_bit) = ((self.len - 1) / 64, 1u64 << ((self.len - 1) % 64));
+        if self.words == 1 {
+            let mut state = 0u64;
+            for (i, c) in text.char_indices() {
+                let m = self.mask(c).first().copied().unwrap_or(0);
+                state = ((state << 1) | 1) & m;
+                if state & top_bit != 0 {
+                    return Some(i + c.len_utf8());
+                }
+            }
+            return None;
+        }
+        // INVARIANT: after reading a character, bit `i` of `state` is set exactly when the
+        // segment's first `i + 1` elements match the text ending at that character.
+        let mut state = vec![0u64; self.words];
+        for (i, c) in text.char_indices() {
+            let mut carry = 1u64;
+            for (s, m) in state.iter_mut().zip(self.mask(c)) {
+                let next_carry = *s >> 63;
+                *s = ((*s << 1) | carry) & m;
+                carry = next_carry;
+            }
+            if state.get(top_word).is_some_and(|s| s & top_bit != 0) {
+                return Some(i + c.len_utf8());
+            }
+        }
+        None
+    }
 }
 
 /// Whether `s` contains a glob metacharacter.
@@ -281,6 +493,8 @@ pub(crate) struct Glob {
     toks: Vec<GTok>,
     has_vars: bool,
     fast: Fast,
+    /// The compiled matcher for a variable-free pattern of shape [`Fast::General`].
+    general: Option<Matcher>,
 }
 
 /// Shapes that need no general glob matching (most ARN parts are literal, `*`, or `prefix*`).
@@ -292,7 +506,7 @@ enum Fast {
     Any,
     /// Literal text followed by one or more `*`.
     Prefix(String),
-    /// Anything else: `glob_match` (after resolving variables).
+    /// Anything else: a [`Matcher`] (after resolving variables).
     General,
 }
 
@@ -340,10 +554,12 @@ impl Glob {
             }
         }
         let fast = Fast::of(&toks);
+        let general = (!has_vars && fast == Fast::General).then(|| Matcher::compile(&toks));
         Glob {
             toks,
             has_vars,
             fast,
+            general,
         }
     }
 
@@ -353,7 +569,7 @@ impl Glob {
             Fast::Exact(s) => s == text,
             Fast::Any => true,
             Fast::Prefix(p) => text.starts_with(p.as_str()),
-            Fast::General => glob_match(&self.toks, text),
+            Fast::General => self.general.as_ref().is_some_and(|m| m.is_match(text)),
         }
     }
 
@@ -723,5 +939,162 @@ mod tests {
         assert!(!p.matches("iam:listusers"));
         assert_eq!(p.service.as_deref(), Some("iam"));
         assert!(ActionPattern::compile("iam").is_err());
+    }
+
+    /// The matcher this module used before [`Matcher`]: backtracking to the last `*`, quadratic
+    /// in the worst case, simple enough to be the reference for the property test below.
+    fn backtracking_reference(pattern: &[GTok], text: &str) -> bool {
+        let text: Vec<char> = text.chars().collect();
+        let (mut pi, mut ti) = (0usize, 0usize);
+        let mut backtrack: Option<(usize, usize)> = None;
+        while ti < text.len() {
+            match pattern.get(pi) {
+                Some(GTok::Star) => {
+                    pi += 1;
+                    backtrack = Some((pi, ti));
+                    continue;
+                }
+                Some(GTok::Quest) => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                Some(GTok::Char(pc)) if *pc == text[ti] => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            match backtrack {
+                Some((bp, bt)) => {
+                    backtrack = Some((bp, bt + 1));
+                    pi = bp;
+                    ti = bt + 1;
+                }
+                None => return false,
+            }
+        }
+        pattern[pi..].iter().all(|t| *t == GTok::Star)
+    }
+
+    fn toks_of(p: &str) -> Vec<GTok> {
+        let mut toks = Vec::new();
+        push_glob_chars(&mut toks, p, false);
+        toks
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+
+        /// Random globs over a small alphabet (one-, two- and four-byte characters) against
+        /// random texts: the linear matcher, the precompiled `Glob` path and the reference agree.
+        #[test]
+        fn linear_matcher_agrees_with_the_backtracking_reference(
+            pattern in "[ab\u{e9}\u{1d11e}*?]{0,12}",
+            text in "[ab\u{e9}\u{1d11e}]{0,14}",
+        ) {
+            let toks = toks_of(&pattern);
+            let expected = backtracking_reference(&toks, &text);
+            proptest::prop_assert_eq!(glob_match(&toks, &text), expected, "{} vs {}", pattern, text);
+            let compiled = Glob::compile_escaped(&pattern, false, false).unwrap();
+            proptest::prop_assert_eq!(compiled.is_match_plain(&text), expected);
+        }
+
+        /// Texts built to match (each `*` replaced by random text, each `?` by one character)
+        /// always match, so the comparison is not dominated by easy mismatches.
+        #[test]
+        fn linear_matcher_accepts_every_instance_of_the_pattern(
+            pattern in "[ab\u{e9}*?]{0,16}",
+            fill in proptest::collection::vec("[ab\u{e9}\u{1d11e}]{0,4}", 16),
+        ) {
+            let mut text = String::new();
+            for (c, f) in pattern.chars().zip(&fill) {
+                match c {
+                    '*' => text.push_str(f),
+                    '?' => text.push(f.chars().next().unwrap_or('\u{1d11e}')),
+                    c => text.push(c),
+                }
+            }
+            let toks = toks_of(&pattern);
+            proptest::prop_assert!(backtracking_reference(&toks, &text));
+            proptest::prop_assert!(glob_match(&toks, &text), "{} vs {}", pattern, text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(500))]
+
+        /// Segments of 60 to 140 elements with `?`, so the Shift-And state spans one to three
+        /// words, against texts of mostly `a`: the carry between words must be right.
+        #[test]
+        fn multi_word_segments_agree_with_the_reference(
+            seg in "[a?]{60,140}",
+            text in "a{40,150}b?a{0,20}",
+        ) {
+            // Between two stars: the segment is searched for, not anchored.
+            let pattern = format!("*{seg}b*");
+            let toks = toks_of(&pattern);
+            proptest::prop_assert_eq!(
+                glob_match(&toks, &text),
+                backtracking_reference(&toks, &text),
+                "{} vs {}", pattern, text
+            );
+        }
+    }
+
+    #[test]
+    fn long_question_mark_segments_use_several_words() {
+        // 150 elements with `?`: the Shift-And state spans three u64 words.
+        let seg: String = (0..150)
+            .map(|i| if i % 7 == 3 { '?' } else { 'a' })
+            .collect();
+        let pattern = format!("x*{seg}*y");
+        let toks = toks_of(&pattern);
+        let hit = format!("xbb{}zy", "a".repeat(150));
+        let miss = format!("xbb{}zy", "a".repeat(149));
+        assert!(glob_match(&toks, &hit));
+        assert!(!glob_match(&toks, &miss));
+        assert!(backtracking_reference(&toks, &hit));
+        assert!(!backtracking_reference(&toks, &miss));
+    }
+
+    #[test]
+    fn a_segment_cannot_reuse_text_taken_by_the_prefix_or_suffix() {
+        for (pat, text, want) in [
+            ("ab*ba", "aba", false),
+            ("ab*ba", "abba", true),
+            ("a*a*a", "aa", false),
+            ("a*a*a", "aaa", true),
+            ("?*?", "\u{e9}", false),
+            ("?*?", "\u{e9}\u{1d11e}", true),
+            ("*?\u{e9}?*", "a\u{e9}", false),
+            ("*?\u{e9}?*", "a\u{e9}\u{1d11e}", true),
+        ] {
+            assert_eq!(glob_match(&toks_of(pat), text), want, "{pat} vs {text}");
+        }
+    }
+
+    /// The input that froze the broker when matching was quadratic: a 6,015-character pattern
+    /// against a 200,000-character ARN. The answer must be right; time is not asserted.
+    #[test]
+    fn the_quadratic_attack_input_gets_the_right_answer() {
+        let ctx = Context::new();
+        let pattern = format!("arn:aws:s3:::*{}b", "a".repeat(6000));
+        let p = ArnPattern::compile(&pattern, true, true).unwrap();
+        let long = format!("arn:aws:s3:::{}", "a".repeat(200_000));
+        assert_eq!(p.is_match(&long, &ctx), Tri::False);
+        assert_eq!(p.is_match(&format!("{long}b"), &ctx), Tri::True);
+        assert_eq!(p.is_match(&format!("{long}ba"), &ctx), Tri::False);
+        let resource_part = &pattern["arn:aws:s3:::".len()..];
+        let toks = toks_of(resource_part);
+        assert!(!glob_match(&toks, &long["arn:aws:s3:::".len()..]));
+        // A `?` in the long segment takes the bit-parallel search.
+        let with_quest = format!("*{}?b", "a".repeat(5999));
+        assert!(glob_match(
+            &toks_of(&with_quest),
+            &format!("{}xb", "a".repeat(200_000))
+        ));
+        assert!(!glob_match(&toks_of(&with_quest), &"a".repeat(200_000)));
     }
 }

@@ -88,7 +88,7 @@ class Creds:
 
 
 def signing_service(grpc_service: str) -> str:
-    """SigV4 service name for a gRPC service (API.md §3)."""
+    """SigV4 service name for a gRPC service (README: 'How a call is authenticated')."""
     return "iam" if grpc_service.startswith("iam.") else "sts"
 
 
@@ -127,7 +127,7 @@ def botocore_clock(offset: datetime.timedelta):
 
 def sign(host: str, path: str, body: bytes, creds: Creds, service: str, region: str = REGION,
          clock_offset: Optional[datetime.timedelta] = None) -> list[tuple[str, str]]:
-    """SigV4 headers for a gRPC call, as lowercase gRPC metadata (API.md §3)."""
+    """SigV4 headers for a gRPC call, as lowercase gRPC metadata (README: 'How a call is authenticated')."""
     req = botocore.awsrequest.AWSRequest(method="POST", url=f"http://{host}{path}", data=body)
     bc = botocore.credentials.Credentials(creds.access_key_id, creds.secret_access_key,
                                           creds.session_token)
@@ -177,7 +177,7 @@ class RpcErr:
 
 
 def decode_error(err: grpc.RpcError) -> RpcErr:
-    """The gRPC status plus the google.rpc.ErrorInfo from grpc-status-details-bin (API.md §5)."""
+    """The gRPC status plus the google.rpc.ErrorInfo from grpc-status-details-bin (the error model of src/grpc/status.rs)."""
     reason = domain = None
     status = rpc_status.from_call(err)
     if status is not None:
@@ -339,7 +339,7 @@ class Broker:
              region: str = REGION, clock_offset: Optional[datetime.timedelta] = None,
              signed_request=None,
              tamper: Optional[Callable[[list], list]] = None):
-        """A SigV4-signed unary call (API.md §3); returns the decoded response.
+        """A SigV4-signed unary call (README: 'How a call is authenticated'); returns the decoded response.
 
         SIGNED_REQUEST signs other bytes than the ones sent; TAMPER edits the metadata after signing.
         CREDS=None sends no authentication metadata at all.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks that botocore takes `sts-broker credential-process` as a credential_process source (API.md §1; aws-behaviour §8).
+"""Checks that botocore takes `sts-broker credential-process` as a credential_process source (AWS CLI User Guide, 'Sourcing credentials with an external process').
 
 A user of the broker points a profile of ~/.aws/config at the CLI, as the README shows, and expects
 an AWS SDK to pick the MFA session up with nothing else: this script does exactly that with

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-language conformance checks of sts-broker's public contract (shared API.md §1, §3, §5).
+"""Cross-language conformance checks of sts-broker's public contract (README and proto/: credentials files, SigV4 over gRPC metadata, the error model).
 
 Run from the outside, as a new Python user of the broker would: generated gRPC stubs, botocore's
 SigV4 signer, grpcio-status to decode errors. Usually started by tests/interop/run.sh:
@@ -241,7 +241,7 @@ def check_i(ctx: Ctx, r: Results) -> None:
         return ", ".join(sorted(names))
     r.run("i2", "reflection (grpc.reflection.v1) lists the three services", reflection_v1)
 
-    # Not in the contract (API.md says "server reflection", not which version), so only noted:
+    # Not in the contract (the README promises "server reflection", not which version), so only noted:
     # grpcio-reflection's Python client speaks grpc.reflection.v1alpha alone.
     try:
         from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (

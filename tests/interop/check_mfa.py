@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-language conformance checks of sts-broker's MFA devices (shared API.md §4; aws-behaviour §3, §7).
+"""Cross-language conformance checks of sts-broker's MFA devices (proto/iam/v1/iam.proto; the AWS IAM API Reference for MFA devices).
 
 Run from the outside, as a new Python user of the broker would: generated gRPC stubs, botocore's
 SigV4 signer, grpcio-status to decode errors, and pyotp (an independent RFC 6238 implementation)
@@ -402,7 +402,7 @@ def check_m5(ctx: MfaCtx, r: Results) -> None:
         expect(bool(c.session_token), "no session token")
         ctx.secrets["carol's session secret"] = c.secret_access_key
         ctx.secrets["carol's session token"] = c.session_token
-        # The session records the MFA (API.md section 6): amr ["mfa"] in the token's claims.
+        # The session records the MFA (the session-token claims documented in src/credentials/token.rs): amr ["mfa"] in the token's claims.
         payload = c.session_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         expect(claims.get("amr") == ["mfa"], f"session token amr {claims.get('amr')!r}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-language conformance checks of sts-broker's temporary credentials (shared API.md §3-§6; aws-behaviour §1-§2).
+"""Cross-language conformance checks of sts-broker's temporary credentials (README and proto/sts/v1/sts.proto; the AWS STS API Reference for GetSessionToken and AssumeRole).
 
 GetSessionToken, AssumeRole, the session tokens (JWS, verified with PyJWT against the broker's
 /.well-known/jwks.json), signing-key rotation and session revocation, driven from the outside as a

@@ -5,9 +5,9 @@ use crate::helpers::*;
 use std::sync::Arc;
 use sts_broker::client::{Client, Credentials};
 use sts_broker::clock::ManualClock;
+use sts_broker::domain::Outcome;
 use sts_broker::proto::iam::v1 as iam;
 use sts_broker::proto::sts::v1 as sts;
-use sts_broker::store::Outcome;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use zeroize::Zeroizing;
@@ -15,7 +15,9 @@ use zeroize::Zeroizing;
 const GCI: &str = "/sts.v1.SecurityTokenService/GetCallerIdentity";
 const CREATE_USER: &str = "/iam.v1.IamService/CreateUser";
 
-async fn caller_identity(c: &Client) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
+pub(crate) async fn caller_identity(
+    c: &Client,
+) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
     let req = c.signed(GCI, sts::GetCallerIdentityRequest {}).unwrap();
     c.sts()
         .get_caller_identity(req)

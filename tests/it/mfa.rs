@@ -1,14 +1,15 @@
 //! Issue 3: MFA devices — lifecycle, the verifier's window, replay guard, throttling and lockout,
-//! restart persistence, and the foreign-device / reassignment / row-swap attacks of security.md
-//! section 8 (T-01..T-18). Time moves only by the manual clock.
+//! restart persistence, and the foreign-device / reassignment / row-swap attacks an auditor
+//! tries first: replay in sequence and in parallel, an older code after a newer one, the clock
+//! stepping back. Time moves only by the manual clock.
 
 use crate::helpers::*;
 use std::sync::Arc;
 use sts_broker::broker::{Broker, Caller, Principal};
 use sts_broker::client::{Client, Credentials};
+use sts_broker::domain::{Outcome, User};
 use sts_broker::ids::{AccessKeyId, IamPath, UserName};
 use sts_broker::proto::iam::v1 as iam;
-use sts_broker::store::{Outcome, User};
 use tonic::Code;
 use zeroize::Zeroizing;
 

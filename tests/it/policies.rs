@@ -51,8 +51,8 @@ async fn create_key(c: &Client, user: Option<&str>) -> Result<(), tonic::Status>
     c.iam().create_access_key(req).await.map(|_| ())
 }
 
-/// AWS's "manage own MFA, deny everything else without MFA" sample (aws-behaviour.md section 5.3,
-/// verbatim statements) together with AWS's statement that lets users manage their own access
+/// AWS's "manage own MFA, deny everything else without MFA" sample (IAM User Guide example
+/// policy, verbatim statements) together with AWS's statement that lets users manage their own access
 /// keys, as the full "manage own credentials" sample has it.
 fn self_manage_with_mfa_policy() -> String {
     let fixture: Value = serde_json::from_str(
@@ -695,4 +695,140 @@ impl From<TypedEntry> for iam::ContextEntry {
             context_key_type: t.context_key_type,
         }
     }
+}
+
+// ---------------------------------------------------------------- bounded evaluation cost
+
+/// The resource pattern of the quadratic-matching attack, `arn:aws:s3:::*` then 6,000 `a` and
+/// a `b`, with a short pattern beside it; the document fits the 6,144 a managed policy may have.
+fn attack_policy() -> String {
+    let doc = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
+            format!("arn:aws:s3:::*{}b", "a".repeat(6000)),
+            "arn:aws:s3:::*a?b"
+        ]}]
+    })
+    .to_string();
+    assert!(doc.len() <= 6144, "{}", doc.len());
+    doc
+}
+
+async fn simulate_custom(
+    c: &Client,
+    actions: &[&str],
+    resources: Vec<String>,
+) -> Result<iam::SimulatePolicyResponse, tonic::Status> {
+    let req = c
+        .signed(
+            &path("SimulateCustomPolicy"),
+            iam::SimulateCustomPolicyRequest {
+                policy_input_list: vec![attack_policy()],
+                action_names: actions.iter().map(|a| (*a).to_owned()).collect(),
+                resource_arns: resources,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    c.iam()
+        .simulate_custom_policy(req)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Issue 12, defect 3: two simulations with the original attack inputs (ARNs of 200,000
+/// characters) are refused before evaluation; two at the bounds (400 pairs of 2,048-character
+/// ARNs each, as many as the 1 MiB answer can list) are answered correctly; and while all four run, GetCallerIdentity and `/healthz`
+/// answer. Outcomes only: the whole test is bounded by a generous timeout, nothing is timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_simulations_are_bounded_and_other_callers_keep_answering() {
+    let app = spawn_app().await;
+    let c = &app.client;
+    let over = vec![format!("arn:aws:s3:::{}", "a".repeat(200_000 - 13)); 2];
+    let mut at_bound = vec![format!("arn:aws:s3:::{}", "a".repeat(2048 - 13)); 199];
+    let matching = format!("arn:aws:s3:::{}axb", "a".repeat(2048 - 16));
+    at_bound.push(matching.clone());
+    let actions = ["s3:GetObject", "S3:getobject"];
+    let run = async {
+        tokio::join!(
+            simulate_custom(c, &actions, over.clone()),
+            simulate_custom(c, &actions, over.clone()),
+            simulate_custom(c, &actions, at_bound.clone()),
+            simulate_custom(c, &actions, at_bound.clone()),
+            crate::foundation::caller_identity(c),
+            crate::helpers::http_get(app.addr, "/healthz"),
+        )
+    };
+    let (o1, o2, b1, b2, id, health) =
+        tokio::time::timeout(std::time::Duration::from_secs(120), run)
+            .await
+            .expect("the calls finished");
+    for o in [o1, o2] {
+        let s = assert_error(o, Code::InvalidArgument, "ValidationError");
+        assert!(
+            s.message().contains("'resourceArns.member'"),
+            "{}",
+            s.message()
+        );
+        assert!(
+            s.message().contains("less than or equal to 2048"),
+            "{}",
+            s.message()
+        );
+    }
+    for b in [b1, b2] {
+        let results = b.unwrap().evaluation_results;
+        assert_eq!(results.len(), 400);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.eval_action_name, actions[i / 200]);
+            assert_eq!(r.eval_resource_name, at_bound[i % 200]);
+            let want = if r.eval_resource_name == matching {
+                iam::EvalDecision::Allowed
+            } else {
+                iam::EvalDecision::ImplicitDeny
+            };
+            assert_eq!(r.eval_decision, want as i32, "result {i}");
+        }
+    }
+    assert!(id.unwrap().arn.ends_with(":root"));
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+/// Authorize checks the same bounds first, before it verifies the subject's token.
+#[tokio::test]
+async fn authorize_refuses_inputs_over_the_bounds_before_anything_else() {
+    let app = spawn_app().await;
+    let long_resource = format!("arn:aws:s3:::{}", "a".repeat(2048));
+    let s = assert_error(
+        authorize(
+            &app.client,
+            "not-a-token",
+            "s3:GetObject",
+            &long_resource,
+            vec![],
+        )
+        .await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert!(s.message().contains("'resource'"), "{}", s.message());
+    let many = vec![
+        iam::ContextEntry {
+            context_key_name: "aws:SourceVpc".into(),
+            context_key_values: vec!["vpc-1".into()],
+            context_key_type: "string".into(),
+        };
+        101
+    ];
+    let s = assert_error(
+        authorize(&app.client, "not-a-token", "s3:GetObject", "*", many).await,
+        Code::InvalidArgument,
+        "ValidationError",
+    );
+    assert!(s.message().contains("'contextEntries'"), "{}", s.message());
+    assert!(
+        s.message().contains("less than or equal to 100"),
+        "{}",
+        s.message()
+    );
 }

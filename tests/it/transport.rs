@@ -3,8 +3,8 @@
 use crate::helpers::*;
 use bytes::{Buf, BufMut};
 use sts_broker::client::Credentials;
+use sts_broker::domain::Outcome;
 use sts_broker::sigv4::{GrpcSignParams, Payload, sign_grpc};
-use sts_broker::store::Outcome;
 use time::OffsetDateTime;
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -116,7 +116,7 @@ async fn no_users(app: &TestApp) {
 
 /// The audit record of the one failed `iam:CreateUser`, after checking its code there and in
 /// `/metrics`.
-async fn failed_create_user(app: &TestApp, code: &str) -> sts_broker::store::AuditEvent {
+async fn failed_create_user(app: &TestApp, code: &str) -> sts_broker::domain::AuditEvent {
     app.broker().flush_audit().await;
     let events = app.broker().recent_audit(100).await.unwrap();
     let event = events

@@ -2,7 +2,7 @@
 //!
 //! Fixture format (one file = one policy set and its cases):
 //! ```text
-//! { "description": "...", "source": "aws-behaviour.md §...",
+//! { "description": "...", "source": "the AWS page it follows",
 //!   "mode": "identity" | "trust" | "resource",            (default identity)
 //!   "policies": [ { "id": "...", "type": "user|group|role|user-managed|aws-managed|session|resource",
 //!                   "kind": "managed|user-inline|group-inline|role-inline|session|trust|resource",
@@ -11,7 +11,7 @@
 //!   "principal": "arn...", "principal_account": "123456789012",
 //!   "cases": [ { "name": "...", "action": "...", "resource": "...",
 //!                "use": ["policy ids"],                      (default: all)
-//!                "credentials": "LT" | "GST-noMFA" | "MFA",  (aws-behaviour.md §4.2)
+//!                "credentials": "LT" | "GST-noMFA" | "MFA",  (what each kind of credential puts in the request context)
 //!                "mfa_age": 60,
 //!                "context": { "key": "string" | true | 12 | ["a","b"] },
 //!                "typed_context": [ ContextEntry ... ],
