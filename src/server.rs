@@ -49,9 +49,10 @@ pub struct Limits {
     /// HTTP/2 flow-control windows: what a client may send before the broker reads it.
     pub stream_window: u32,
     pub connection_window: u32,
-    /// The largest request message. The largest legitimate one is a hardware seed-file import
-    /// (a line is at most about 400 bytes: a 256-character serial and a 64-byte seed in hex);
-    /// policy documents are at most 6,144 characters (AWS's managed-policy limit).
+    /// The largest request message. The largest legitimate ones are policy simulations at the
+    /// bounds of `src/policy/limits.rs` (128 Ki characters of policy text, up to 1,000
+    /// action × resource pairs with ARNs of 2,048 characters) and hardware seed-file imports
+    /// (at most about 400 bytes a line); 1 MiB holds either with room to spare.
     pub max_message_bytes: usize,
     /// The largest response message (list calls and the credential report can be long).
     pub max_response_bytes: usize,
@@ -74,9 +75,9 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_header_list_size: 16 * 1024,
             max_frame_size: 16 * 1024,
-            stream_window: 256 * 1024 + 5,
+            stream_window: 256 * 1024,
             connection_window: 1024 * 1024,
-            max_message_bytes: 256 * 1024,
+            max_message_bytes: 1024 * 1024,
             max_response_bytes: 1024 * 1024,
             buffered_request_budget: 64 * 1024 * 1024,
         }

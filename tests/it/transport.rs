@@ -268,7 +268,7 @@ async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving()
     let big = vec![b'a'; 2 * 1024 * 1024];
     let r = raw_call(&app, &app.root, CREATE_USER, &big, big.clone()).await;
     let s = assert_error(r, Code::ResourceExhausted, "LimitExceeded");
-    assert!(s.message().contains("262144 bytes"), "{}", s.message());
+    assert!(s.message().contains("1048576 bytes"), "{}", s.message());
     good_call(&app).await;
 }
 
