@@ -8,6 +8,7 @@
 //! `store` holds the backends of that contract, the only code with SQL.
 
 pub mod broker;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -2,8 +2,7 @@
 //! `/.well-known/jwks.json`, `/metrics`), with explicit HTTP/2 limits instead of tonic's unlimited
 //! defaults, optional TLS, and graceful shutdown that lets in-flight calls finish.
 
-use crate::broker::audit::AuditSink;
-use crate::broker::{Broker, BrokerSettings, SessionKeys};
+use crate::broker::{Broker, BrokerHandle, BrokerSettings, SessionKeys};
 use crate::clock::SharedClock;
 use crate::datadir::{self, DataDirError, FirstStart};
 use crate::grpc::Services;
@@ -165,7 +164,7 @@ pub struct Running {
     pub first_start: Option<FirstStart>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
-    audit_thread: Option<std::thread::JoinHandle<()>>,
+    handle: BrokerHandle,
 }
 
 impl std::fmt::Debug for Running {
@@ -187,18 +186,12 @@ impl Running {
     }
 
     /// Waits for the server to stop (after a signal or `shutdown`).
-    pub async fn wait(mut self) -> Result<(), std::io::Error> {
-        let served = (&mut self.task).await.unwrap_or_else(|e| {
+    pub async fn wait(self) -> Result<(), std::io::Error> {
+        let served = self.task.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "server task failed");
             Ok(())
         });
-        self.broker.close_mfa_guard().await;
-        self.broker.close_audit().await;
-        let thread = self.audit_thread.take();
-        drop(self);
-        if let Some(t) = thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        self.handle.shutdown().await;
         served
     }
 }
@@ -240,18 +233,17 @@ pub async fn start(
             .map_err(|e| StartError::Keys(e.to_string()))?
             .map_err(StartError::Keys)?
     };
-    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
     let mut settings = BrokerSettings::new(config.region.clone());
     settings.tls = config.tls.is_some();
-    let broker = Arc::new(Broker::new(
+    let handle = Broker::start(
         store,
         opened.master,
         clock,
         opened.account,
         settings,
-        audit,
         sessions,
-    ));
+    );
+    let broker = Arc::clone(handle.broker());
     let metrics = Arc::new(Metrics::default());
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
     let auth = AuthLayer::new(
@@ -360,7 +352,7 @@ pub async fn start(
         first_start: opened.first_start,
         shutdown: Some(tx),
         task,
-        audit_thread: Some(audit_thread),
+        handle,
     })
 }
 

@@ -7,10 +7,13 @@
 //! `sts:GetSessionToken` need no permission, and `sts:AssumeRole` within the account is decided
 //! by the role's trust policy unless an identity policy explicitly denies it.
 //!
-//! Compiled policy sets are cached per principal and the whole cache is dropped on any change to
-//! policies, attachments or group membership, so a decision never uses a stale document.
+//! Compiled policy sets are cached per principal under the crate's one cache rule (`src/cache.rs`):
+//! every change to policies, attachments or group membership invalidates the whole cache after it
+//! commits, and a read that started before such a change is not remembered, so a decision made
+//! after a change has committed never uses the set from before it.
 
 use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
+use crate::cache::GenerationCache;
 use crate::domain::{Group, ManagedPolicy, PrincipalKind, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
@@ -18,14 +21,20 @@ use crate::policy::{
     self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
     PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Compiled identity policies per principal (`user:ID`, `role:ID`).
-#[derive(Default)]
-pub struct PolicyCache {
-    sets: RwLock<HashMap<String, Arc<Vec<PolicySource>>>>,
+/// Compiled identity policy sets per principal (`user:ID`, `role:ID`) that a call may be
+/// decided with.
+pub struct PolicyCache(GenerationCache<String, Arc<Vec<PolicySource>>>);
+
+/// Principals whose policy sets are remembered.
+const POLICY_CACHE_ENTRIES: usize = 65_536;
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        Self(GenerationCache::new(POLICY_CACHE_ENTRIES))
+    }
 }
 
 impl std::fmt::Debug for PolicyCache {
@@ -92,11 +101,10 @@ fn malformed(e: impl std::fmt::Display) -> BrokerError {
 }
 
 impl Broker {
-    /// Drops every cached policy set (after any policy, attachment or membership change).
+    /// Drops every cached policy set and refuses the sets of reads already under way (after any
+    /// policy, attachment or membership change has committed).
     fn invalidate_policies(&self) {
-        if let Ok(mut m) = self.policy_cache.sets.write() {
-            m.clear();
-        }
+        self.policy_cache.0.invalidate();
     }
 
     /// The compiled identity policies of a principal.
@@ -104,42 +112,48 @@ impl Broker {
         &self,
         principal: &Principal,
     ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
+        self.policies_for_with(principal, async {}).await
+    }
+
+    /// [`Broker::policies_for`], running `after_read` between the store read and the cache
+    /// insert (tests use it to commit a change exactly there).
+    async fn policies_for_with(
+        &self,
+        principal: &Principal,
+        after_read: impl std::future::Future<Output = ()>,
+    ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
         let (kind, id) = match principal {
             Principal::Root => return Ok(Arc::new(Vec::new())),
-            Principal::User(u) => (PrincipalKind::User, u.id.clone()),
-            Principal::AssumedRole { role, .. } => (PrincipalKind::Role, role.id.clone()),
+            Principal::User(u) => (PrincipalKind::User, u.id.as_str()),
+            Principal::AssumedRole { role, .. } => (PrincipalKind::Role, role.id.as_str()),
         };
         let key = format!("{}:{id}", kind.as_str());
-        if let Some(hit) = self
-            .policy_cache
-            .sets
-            .read()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(hit);
-        }
-        let stored = self
-            .blocking(move |s| s.effective_policies(kind, &id))
-            .await?;
-        let mut sources = Vec::with_capacity(stored.len());
-        for p in stored {
-            let (t, k) = source_type(p.source_type);
-            // SECURITY: a stored document that no longer parses fails the call closed.
-            let document = PolicyDocument::parse(&p.document, k).map_err(|e| {
-                BrokerError::internal(format!("stored policy {} does not parse: {e}", p.source_id))
-            })?;
-            sources.push(PolicySource {
-                id: p.source_id,
-                kind: t,
-                document: Arc::new(document),
-            });
-        }
-        let set = Arc::new(sources);
-        if let Ok(mut m) = self.policy_cache.sets.write() {
-            m.insert(key, Arc::clone(&set));
-        }
-        Ok(set)
+        let load = async {
+            let id = id.to_owned();
+            let stored = self
+                .blocking(move |s| s.effective_policies(kind, &id))
+                .await?;
+            after_read.await;
+            let mut sources = Vec::with_capacity(stored.len());
+            for p in stored {
+                let (t, k) = source_type(p.source_type);
+                // SECURITY: a stored document that no longer parses fails the call closed.
+                let document = PolicyDocument::parse(&p.document, k).map_err(|e| {
+                    BrokerError::internal(format!(
+                        "stored policy {} does not parse: {e}",
+                        p.source_id
+                    ))
+                })?;
+                sources.push(PolicySource {
+                    id: p.source_id,
+                    kind: t,
+                    document: Arc::new(document),
+                });
+            }
+            Ok::<_, BrokerError>(Some(Arc::new(sources)))
+        };
+        let set = self.policy_cache.0.get_or_load(key.as_str(), load).await?;
+        Ok(set.unwrap_or_default())
     }
 
     /// The request context of a call: API.md section 7, with AWS's presence rules for the MFA
@@ -838,5 +852,69 @@ impl Broker {
             mfa_present: mfa_time.is_some(),
             mfa_age_seconds: mfa_time.map(|t| (now.unix_timestamp() - t).max(0)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::tests::{NOW, caller, started};
+    use crate::domain::User;
+
+    fn statement(effect: &str) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Action":"iam:ListUsers","Resource":"*"}}]}}"#
+        )
+    }
+
+    /// A read of alice's policy set that started before a PutUserPolicy adding a Deny and
+    /// finishes after it must not leave the old set in the cache: her next call is denied.
+    #[tokio::test]
+    async fn a_policy_read_that_raced_a_policy_write_does_not_bring_the_old_set_back() {
+        let handle = started();
+        let b = handle.broker();
+        let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
+        let user = User {
+            id: "AIDAALICE".to_owned(),
+            name: UserName::parse("alice").unwrap(),
+            path: IamPath::root(),
+            created: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        };
+        b.store.create_user(&user).unwrap();
+        let alice = caller(
+            Principal::User(user),
+            "arn:aws:iam::123456789012:user/alice",
+        );
+        b.put_inline(
+            &root,
+            PrincipalKind::User,
+            "alice",
+            "allow",
+            &statement("Allow"),
+        )
+        .await
+        .unwrap();
+        // The read sees only the Allow; the Deny commits before the read stores its result.
+        let commit_deny = async {
+            b.put_inline(
+                &root,
+                PrincipalKind::User,
+                "alice",
+                "deny",
+                &statement("Deny"),
+            )
+            .await
+            .unwrap();
+        };
+        let raced = b
+            .policies_for_with(&alice.principal, commit_deny)
+            .await
+            .unwrap();
+        assert_eq!(raced.len(), 1, "the read happened before the Deny");
+        let after = b.authorize(&alice, "iam:ListUsers", "*").await;
+        let err = after.expect_err("the Deny committed before this call must apply");
+        assert_eq!(err.code, AwsCode::AccessDenied);
+        assert!(err.message.contains("explicit deny"), "{}", err.message);
+        handle.shutdown().await;
     }
 }

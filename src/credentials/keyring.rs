@@ -304,6 +304,31 @@ mod tests {
         );
     }
 
+    /// A verification that passed against the old ring and stores its result after a reload that
+    /// removed the signing key must not leave the token answerable from memory.
+    #[test]
+    fn a_verification_that_raced_a_reload_is_not_remembered() {
+        let m = master();
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let now = t.unix_timestamp();
+        let (r, _) = ring(&m, t);
+        let tok = r.sign(&claims(now)).unwrap();
+        let replacement = [new_signing_key(&m, t).unwrap()];
+        let raced = r.verify_with(&tok, &expect(), now, || {
+            r.reload(&replacement, &m, t).unwrap();
+        });
+        assert_eq!(
+            raced.map(|c| c.jti),
+            Ok("j1".into()),
+            "checked before the reload"
+        );
+        assert_eq!(
+            r.verify(&tok, &expect(), now),
+            Err(TokenError::UnknownKey),
+            "its key has left the ring"
+        );
+    }
+
     /// The JWT attacks RFC 8725 section 2 lists (algorithm confusion, `none`, forged or swapped keys,
     /// tampered claims): every variant is refused.
     mod attacks {

@@ -204,9 +204,15 @@ async fn requests_dated_outside_five_minutes_are_expired() {
 #[tokio::test]
 async fn missing_and_garbled_headers_are_refused() {
     let app = spawn_app().await;
-    let bare = tonic::Request::new(sts::GetCallerIdentityRequest {});
+    // Past the signing layer: straight onto the connection.
+    let mut unsigned =
+        sts_broker::proto::sts::v1::security_token_service_client::SecurityTokenServiceClient::new(
+            app.client.channel(),
+        );
     assert_error(
-        app.client.sts().get_caller_identity(bare).await,
+        unsigned
+            .get_caller_identity(sts::GetCallerIdentityRequest {})
+            .await,
         Code::Unauthenticated,
         "MissingAuthenticationToken",
     );

@@ -170,16 +170,11 @@ pub const SELF_MANAGE_POLICY: &str = r#"{
 /// Root puts an inline policy on a user.
 pub async fn put_user_policy(c: &sts_broker::client::Client, user: &str, name: &str, doc: &str) {
     use sts_broker::proto::iam::v1 as iam;
-    let req = c
-        .signed(
-            "/iam.v1.IamService/PutUserPolicy",
-            iam::PutUserPolicyRequest {
-                user_name: user.into(),
-                policy_name: name.into(),
-                policy_document: doc.into(),
-            },
-        )
-        .unwrap();
+    let req = iam::PutUserPolicyRequest {
+        user_name: user.into(),
+        policy_name: name.into(),
+        policy_document: doc.into(),
+    };
     c.iam().put_user_policy(req).await.unwrap();
 }
 
