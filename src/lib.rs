@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod ids;
+pub mod listener;
 pub mod metrics;
 pub mod mfa;
 pub mod policy;

@@ -22,7 +22,7 @@ mod report;
 mod sts;
 mod writer;
 
-pub use auth::SignedCall;
+pub use auth::{Identified, SignedCall};
 pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
 pub use mfa::{CreatedVirtualDevice, DeviceView, MfaProof, OTP_ISSUER, mfa_failed};
 pub use policies::{AuthorizeAnswer, SimulationResult, source_type_name};

@@ -675,19 +675,6 @@ async fn a_restart_keeps_everything() {
     assert!(g.arn.ends_with(":user/gina"));
 }
 
-pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn the_listener_serves_health_metrics_and_grpc_health() {
     let app = spawn_app().await;

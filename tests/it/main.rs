@@ -9,3 +9,4 @@ mod inputs;
 mod mfa;
 mod policies;
 mod sessions;
+mod transport;
