@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // RPCs whose issue has not landed answer UNIMPLEMENTED instead of failing the build.
         .generate_default_stubs(true)
+        // A request message that does not decode is the caller's ValidationError (see the module).
+        .codec_path("crate::grpc::codec::ProtoCodec")
         .compile_fds(fds)?;
     Ok(())
 }

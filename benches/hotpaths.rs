@@ -18,6 +18,10 @@ use time::OffsetDateTime;
 
 use sts_broker::credentials::{KeyRing, SessionClaims, SessionKind, Validation, new_signing_key};
 use sts_broker::crypto::MasterKey;
+use sts_broker::domain::{
+    CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, MfaStore, OwnerRef, Store,
+    StoreRules, User,
+};
 use sts_broker::ids::{IamPath, UserName};
 use sts_broker::mfa::lockout::LockoutPolicy;
 use sts_broker::mfa::{Seed, TotpParams, code_at, verify};
@@ -25,9 +29,6 @@ use sts_broker::sigv4::{
     GrpcSignParams, IncomingRequest, NoExtraHeaders, Payload, parse, sign_grpc,
 };
 use sts_broker::store::sqlite::SqliteStore;
-use sts_broker::store::{
-    CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, MfaStore, OwnerRef, Store, User,
-};
 
 fn totp(c: &mut Criterion) {
     let mut group = c.benchmark_group("totp_verify");
@@ -221,16 +222,16 @@ fn store(c: &mut Criterion) {
                 let next = step.get() + 1;
                 step.set(next);
                 let r = s
-                    .mfa_authenticate(
-                        &OwnerRef::Root,
-                        &serial,
-                        1_780_000_000,
-                        &policy,
-                        &mut |_| CodeVerdict::Accepted {
+                    .mfa_authenticate(&mut MfaCheck {
+                        owner: OwnerRef::Root,
+                        serial: serial.clone(),
+                        now: 1_780_000_000,
+                        policy,
+                        check: Box::new(move |_| CodeVerdict::Accepted {
                             step: next,
                             drift: None,
-                        },
-                    )
+                        }),
+                    })
                     .expect("authenticate");
                 assert!(matches!(r, MfaAttempt::Accepted { .. }));
             })

@@ -298,36 +298,16 @@ fn code(seed: &Seed, step: i64) -> String {
     code_at(seed, &TotpParams::AWS, u64::try_from(step).unwrap_or(0)).expose_code()
 }
 
-fn iam_path(m: &str) -> String {
-    format!("/iam.v1.IamService/{m}")
-}
-
 async fn create_user_with_key(root: &Client, name: &str) -> Result<Credentials, String> {
     let r = root.clone();
-    timed(
-        r.iam().create_user(
-            r.signed(
-                &iam_path("CreateUser"),
-                iam::CreateUserRequest {
-                    user_name: name.into(),
-                    path: None,
-                },
-            )
-            .map_err(|e| e.to_string())?,
-        ),
-    )
+    timed(r.iam().create_user(iam::CreateUserRequest {
+        user_name: name.into(),
+        path: None,
+    }))
     .await?;
-    let k = timed(
-        r.iam().create_access_key(
-            r.signed(
-                &iam_path("CreateAccessKey"),
-                iam::CreateAccessKeyRequest {
-                    user_name: Some(name.into()),
-                },
-            )
-            .map_err(|e| e.to_string())?,
-        ),
-    )
+    let k = timed(r.iam().create_access_key(iam::CreateAccessKeyRequest {
+        user_name: Some(name.into()),
+    }))
     .await?
     .into_inner()
     .access_key
@@ -340,19 +320,11 @@ async fn create_user_with_key(root: &Client, name: &str) -> Result<Credentials, 
 }
 
 async fn put_policy(root: &Client, user: &str, doc: &str) -> Result<(), String> {
-    timed(
-        root.iam().put_user_policy(
-            root.signed(
-                &iam_path("PutUserPolicy"),
-                iam::PutUserPolicyRequest {
-                    user_name: user.into(),
-                    policy_name: "load".into(),
-                    policy_document: doc.into(),
-                },
-            )
-            .map_err(|e| e.to_string())?,
-        ),
-    )
+    timed(root.iam().put_user_policy(iam::PutUserPolicyRequest {
+        user_name: user.into(),
+        policy_name: "load".into(),
+        policy_document: doc.into(),
+    }))
     .await
     .map(|_| ())
 }
@@ -362,16 +334,11 @@ async fn prepare_user(root: &Client, clock: &SharedClock, i: usize) -> Result<De
     let creds = create_user_with_key(root, &name).await?;
     put_policy(root, &name, USER_POLICY).await?;
     let d = timed(
-        root.iam().create_virtual_mfa_device(
-            root.signed(
-                &iam_path("CreateVirtualMfaDevice"),
-                iam::CreateVirtualMfaDeviceRequest {
-                    virtual_mfa_device_name: format!("load-device-{i}"),
-                    path: None,
-                },
-            )
-            .map_err(|e| e.to_string())?,
-        ),
+        root.iam()
+            .create_virtual_mfa_device(iam::CreateVirtualMfaDeviceRequest {
+                virtual_mfa_device_name: format!("load-device-{i}"),
+                path: None,
+            }),
     )
     .await?
     .into_inner()
@@ -382,20 +349,12 @@ async fn prepare_user(root: &Client, clock: &SharedClock, i: usize) -> Result<De
     let mut last = Err(String::new());
     for _ in 0..2 {
         let s = clock.unix().div_euclid(30);
-        last = timed(
-            root.iam().enable_mfa_device(
-                root.signed(
-                    &iam_path("EnableMfaDevice"),
-                    iam::EnableMfaDeviceRequest {
-                        user_name: name.clone(),
-                        serial_number: d.serial_number.clone(),
-                        authentication_code1: code(&seed, s - 1),
-                        authentication_code2: code(&seed, s),
-                    },
-                )
-                .map_err(|e| e.to_string())?,
-            ),
-        )
+        last = timed(root.iam().enable_mfa_device(iam::EnableMfaDeviceRequest {
+            user_name: name.clone(),
+            serial_number: d.serial_number.clone(),
+            authentication_code1: code(&seed, s - 1),
+            authentication_code2: code(&seed, s),
+        }))
         .await
         .map(|_| s);
         if last.is_ok() {
@@ -467,16 +426,11 @@ impl Env {
     ) -> Result<sts::Credentials, String> {
         let d = &self.devices[i];
         let c = client.with_credentials(d.creds.clone());
-        let req = c
-            .signed(
-                "/sts.v1.SecurityTokenService/GetSessionToken",
-                sts::GetSessionTokenRequest {
-                    duration_seconds: None,
-                    serial_number: Some(d.serial.clone()),
-                    token_code: Some(code(&d.seed, step)),
-                },
-            )
-            .map_err(|e| e.to_string())?;
+        let req = sts::GetSessionTokenRequest {
+            duration_seconds: None,
+            serial_number: Some(d.serial.clone()),
+            token_code: Some(code(&d.seed, step)),
+        };
         timed(c.sts().get_session_token(req))
             .await?
             .into_inner()
@@ -532,34 +486,28 @@ async fn caller(
             },
             "gci" => {
                 let c = client.with_credentials(temp_creds(&sessions[n % sessions.len()]));
-                match c.signed(
-                    "/sts.v1.SecurityTokenService/GetCallerIdentity",
-                    sts::GetCallerIdentityRequest {},
-                ) {
-                    Ok(req) => timed(c.sts().get_caller_identity(req)).await.map(|_| ()),
-                    Err(e) => Err(e.to_string()),
-                }
+                timed(
+                    c.sts()
+                        .get_caller_identity(sts::GetCallerIdentityRequest {}),
+                )
+                .await
+                .map(|_| ())
             }
             "authz" => {
                 let s = &sessions[n % sessions.len()];
-                match rs.signed(
-                    "/authz.v1.AuthorizationService/Authorize",
-                    authz::AuthorizeRequest {
-                        session_token: s.session_token.clone(),
-                        action: "s3:GetObject".into(),
-                        resource: "arn:aws:s3:::vault/object".into(),
-                        context_entries: vec![],
-                    },
-                ) {
-                    Ok(req) => timed(rs.authz().authorize(req)).await.and_then(|r| {
-                        if r.into_inner().decision == iam::EvalDecision::Allowed as i32 {
-                            Ok(())
-                        } else {
-                            Err("UnexpectedDecision".into())
-                        }
-                    }),
-                    Err(e) => Err(e.to_string()),
-                }
+                let req = authz::AuthorizeRequest {
+                    session_token: s.session_token.clone(),
+                    action: "s3:GetObject".into(),
+                    resource: "arn:aws:s3:::vault/object".into(),
+                    context_entries: vec![],
+                };
+                timed(rs.authz().authorize(req)).await.and_then(|r| {
+                    if r.into_inner().decision == iam::EvalDecision::Allowed as i32 {
+                        Ok(())
+                    } else {
+                        Err("UnexpectedDecision".into())
+                    }
+                })
             }
             other => panic!("unknown scenario {other}"),
         };

@@ -11,8 +11,8 @@
 //! in between is finished by the next start instead of losing the only root key.
 
 use crate::crypto::{Binding, MASTER_KEY_LEN, MasterKey};
+use crate::domain::Store;
 use crate::ids::{AccessKeyId, AccountId};
-use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use rand::Rng;
 use std::fs::{self, OpenOptions};
@@ -221,7 +221,7 @@ pub fn open_or_init(
     let store = SqliteStore::open(&db_path)
         .map_err(|e| DataDirError::Store(dir.to_owned(), e.to_string()))?;
     let store_err =
-        |e: crate::store::StoreError| DataDirError::Store(dir.to_owned(), e.to_string());
+        |e: crate::domain::StoreError| DataDirError::Store(dir.to_owned(), e.to_string());
     let existing_account = store.get_meta(META_ACCOUNT).map_err(store_err)?;
 
     match existing_account {
@@ -318,7 +318,7 @@ fn first_start(
         }
     };
     let store_err =
-        |e: crate::store::StoreError| DataDirError::Store(dir.to_owned(), e.to_string());
+        |e: crate::domain::StoreError| DataDirError::Store(dir.to_owned(), e.to_string());
     let seal_err = |e: crate::crypto::CryptoError| io_err(dir, e);
 
     let check = master

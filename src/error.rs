@@ -1,7 +1,8 @@
 //! The broker's error vocabulary: AWS error codes and the one error type use cases return.
 //!
-//! Every failure that leaves the broker is a [`BrokerError`]: an AWS error code (API.md section 5)
-//! plus a message in AWS's wording. `grpc::status` turns it into a gRPC status in exactly one place.
+//! Every failure that leaves the broker is a [`BrokerError`]: one of the error codes AWS's STS
+//! and IAM API references list, plus a message in AWS's wording. `grpc::status` turns it into a
+//! gRPC status in exactly one place.
 //! Messages never contain secrets, seeds, codes or signatures.
 
 use std::fmt;
@@ -26,7 +27,7 @@ pub enum AwsCode {
     Throttling,
     DeleteConflict,
     EntityTemporarilyUnmodifiable,
-    /// The broker's addition to API.md's table (AWS: HTTP 410): no credential report yet.
+    /// The broker's addition to AWS's codes (AWS answers HTTP 410 here): no credential report yet.
     ReportNotPresent,
     ServiceFailure,
 }
@@ -107,15 +108,15 @@ impl From<crate::ids::ValidationError> for BrokerError {
     }
 }
 
-impl From<crate::store::StoreError> for BrokerError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError as S;
+impl From<crate::domain::StoreError> for BrokerError {
+    fn from(e: crate::domain::StoreError) -> Self {
+        use crate::domain::StoreError as S;
         match e {
-            S::NotFound(m) => Self::new(AwsCode::NoSuchEntity, m),
-            S::AlreadyExists(m) => Self::new(AwsCode::EntityAlreadyExists, m),
-            S::DeleteConflict(m) => Self::new(AwsCode::DeleteConflict, m),
-            S::LimitExceeded(m) => Self::new(AwsCode::LimitExceeded, m),
-            other @ (S::Sqlite(_) | S::Open(_) | S::Internal(_)) => Self::internal(other),
+            S::NotFound(m) => Self::new(AwsCode::NoSuchEntity, m.to_string()),
+            S::AlreadyExists(t) => Self::new(AwsCode::EntityAlreadyExists, t.to_string()),
+            S::DeleteConflict(c) => Self::new(AwsCode::DeleteConflict, c.to_string()),
+            S::LimitExceeded(q) => Self::new(AwsCode::LimitExceeded, q.to_string()),
+            other @ (S::Unavailable(_) | S::Backend(_) | S::Internal(_)) => Self::internal(other),
         }
     }
 }

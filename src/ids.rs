@@ -1,23 +1,65 @@
-//! Identifiers parsed at the edge: account ids, IAM names and paths, access key ids, ARNs.
+//! Identifiers and request values parsed at the edge: account ids, IAM names and paths, access
+//! key ids, ARNs ([`arn`]), MFA serials and codes ([`mfa`]), session durations ([`session`]).
 //!
 //! The constructors are the only way to make these types, so a domain function that takes a
 //! [`UserName`] never sees an unchecked string. Errors follow AWS's validation wording, name the
 //! field in AWS's camelCase, and say what was expected.
 
+/// A checked string: the type, `as_str` and `Display`. Each type writes its own `parse`, the
+/// only way to make one.
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+mod arn;
+mod mfa;
+mod session;
+
+pub use arn::{Arn, PolicyArn, RoleArn};
+pub use mfa::{MfaSerial, SERIAL_LEN, TokenCode, VirtualMfaDeviceName, is_serial_char};
+pub use session::{RoleSessionName, SessionDuration};
+
 use std::fmt;
 
 /// A value that failed validation: which field, and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "1 validation error detected: Value {shown} at '{field}' failed to satisfy constraint: {expected}"
-)]
 pub struct ValidationError {
     /// The field in AWS's camelCase, e.g. `userName`.
     pub field: &'static str,
-    /// The offending value quoted (or a placeholder when it must not be echoed).
+    /// The offending value quoted (or a placeholder when it must not be echoed); empty for a
+    /// constraint between members, which has no one value to show.
     pub shown: String,
     /// What the field must look like.
     pub expected: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.shown.is_empty() {
+            return write!(f, "1 validation error detected: {}", self.expected);
+        }
+        write!(
+            f,
+            "1 validation error detected: Value {} at '{}' failed to satisfy constraint: {}",
+            self.shown, self.field, self.expected
+        )
+    }
 }
 
 impl ValidationError {
@@ -34,6 +76,25 @@ impl ValidationError {
         }
     }
 
+    /// A required member that is absent or empty, in AWS's words (`Value null at …`).
+    pub fn missing(field: &'static str) -> Self {
+        Self {
+            field,
+            shown: "null".to_owned(),
+            expected: "Member must not be null".to_owned(),
+        }
+    }
+
+    /// A constraint between members, e.g. "exactly one of 'userName' and 'roleName' must be
+    /// given"; `field` is the first member it names.
+    pub fn members(field: &'static str, constraint: impl Into<String>) -> Self {
+        Self {
+            field,
+            shown: String::new(),
+            expected: constraint.into(),
+        }
+    }
+
     /// A validation error that must not echo the value (codes, secrets).
     pub fn redacted(field: &'static str, expected: impl Into<String>) -> Self {
         Self {
@@ -41,6 +102,38 @@ impl ValidationError {
             shown: "(redacted)".to_owned(),
             expected: expected.into(),
         }
+    }
+}
+
+/// `v` if it is not empty; a required member that is empty counts as absent.
+pub fn required<'a>(field: &'static str, v: &'a str) -> Result<&'a str, ValidationError> {
+    if v.is_empty() {
+        Err(ValidationError::missing(field))
+    } else {
+        Ok(v)
+    }
+}
+
+/// An optional member: absent or empty is `None`, anything else must parse.
+pub fn optional<T>(
+    v: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
+) -> Result<Option<T>, ValidationError> {
+    v.filter(|s| !s.is_empty()).map(parse).transpose()
+}
+
+/// A required member that must satisfy `ok`; otherwise the error says `expected`.
+fn checked(
+    field: &'static str,
+    v: &str,
+    ok: impl FnOnce(&str) -> bool,
+    expected: &str,
+) -> Result<String, ValidationError> {
+    let v = required(field, v)?;
+    if ok(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(ValidationError::new(field, v, expected))
     }
 }
 
@@ -67,9 +160,10 @@ fn check_len(field: &'static str, v: &str, min: usize, max: usize) -> Result<(),
     Ok(())
 }
 
-/// A 12-digit AWS account id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccountId(String);
+text_id!(
+    /// A 12-digit AWS account id.
+    AccountId
+);
 
 impl AccountId {
     pub fn parse(v: &str) -> Result<Self, ValidationError> {
@@ -83,23 +177,11 @@ impl AccountId {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 macro_rules! iam_name {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub struct $name(String);
+        text_id!($(#[$doc])* $name);
 
         impl $name {
             /// Parse with AWS's rules: 1 to
@@ -107,16 +189,6 @@ macro_rules! iam_name {
             /// characters of `[\w+=,.@-]`.
             pub fn parse(v: &str) -> Result<Self, ValidationError> {
                 parse_iam_name($field, v, $max).map(Self)
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
             }
         }
     };
@@ -151,9 +223,10 @@ iam_name!(
     PolicyName, "policyName", 128
 );
 
-/// An IAM path: `/` or `/segments/` of printable ASCII, at most 512 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct IamPath(String);
+text_id!(
+    /// An IAM path: `/` or `/segments/` of printable ASCII, at most 512 characters.
+    IamPath
+);
 
 impl IamPath {
     pub fn root() -> Self {
@@ -176,15 +249,59 @@ impl IamPath {
         }
         Ok(Self(v.to_owned()))
     }
+}
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+text_id!(
+    /// A `pathPrefix` of a listing: `/` followed by printable ASCII, at most 512 characters.
+    PathPrefix
+);
+
+impl PathPrefix {
+    pub fn root() -> Self {
+        Self("/".to_owned())
+    }
+
+    pub fn parse(v: &str) -> Result<Self, ValidationError> {
+        if v.starts_with('/') && v.len() <= 512 {
+            Ok(Self(v.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "pathPrefix",
+                v,
+                r"Member must satisfy regular expression pattern: \u002F[\u0021-\u007F]*",
+            ))
+        }
     }
 }
 
-/// An access key id as given by a client: 16 to 128 word characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccessKeyId(String);
+/// `maxItems` of a listing: 1 to 1000, AWS's default 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxItems(usize);
+
+impl MaxItems {
+    pub fn parse(v: Option<i32>) -> Result<Self, ValidationError> {
+        match v {
+            None => Ok(Self(100)),
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if (1..=1000).contains(&n) => Ok(Self(n)),
+                _ => Err(ValidationError::new(
+                    "maxItems",
+                    &n.to_string(),
+                    "Member must have value between 1 and 1000",
+                )),
+            },
+        }
+    }
+
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+text_id!(
+    /// An access key id as given by a client: 16 to 128 word characters.
+    AccessKeyId
+);
 
 impl AccessKeyId {
     pub fn parse(v: &str) -> Result<Self, ValidationError> {
@@ -211,16 +328,6 @@ impl AccessKeyId {
 
     pub fn is_temporary(&self) -> bool {
         self.0.starts_with("ASIA")
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for AccessKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -296,6 +403,42 @@ mod tests {
             let e = IamPath::parse("path", bad).unwrap_err();
             assert_eq!(e.field, "path");
         }
+    }
+
+    #[test]
+    fn listing_bounds_follow_aws_rules() {
+        assert_eq!(PathPrefix::root().as_str(), "/");
+        assert!(PathPrefix::parse("/eng/o").is_ok());
+        assert!(PathPrefix::parse(&format!("/{}", "a".repeat(511))).is_ok());
+        assert!(PathPrefix::parse(&format!("/{}", "a".repeat(512))).is_err());
+        assert_eq!(PathPrefix::parse("eng/").unwrap_err().field, "pathPrefix");
+        assert_eq!(MaxItems::parse(None).unwrap().get(), 100);
+        assert_eq!(MaxItems::parse(Some(1)).unwrap().get(), 1);
+        assert_eq!(MaxItems::parse(Some(1000)).unwrap().get(), 1000);
+        for bad in [0, 1001, -1] {
+            assert_eq!(MaxItems::parse(Some(bad)).unwrap_err().field, "maxItems");
+        }
+    }
+
+    #[test]
+    fn missing_and_optional_members() {
+        assert_eq!(
+            ValidationError::missing("userName").to_string(),
+            "1 validation error detected: Value null at 'userName' failed to satisfy constraint: Member must not be null"
+        );
+        assert_eq!(required("userName", "x"), Ok("x"));
+        assert_eq!(required("userName", "").unwrap_err().field, "userName");
+        assert_eq!(optional(None, UserName::parse), Ok(None));
+        assert_eq!(optional(Some(""), UserName::parse), Ok(None));
+        assert!(optional(Some("a b"), UserName::parse).is_err());
+        let e = ValidationError::members(
+            "userName",
+            "exactly one of 'userName' and 'roleName' must be given",
+        );
+        assert_eq!(
+            e.to_string(),
+            "1 validation error detected: exactly one of 'userName' and 'roleName' must be given"
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! `/.well-known/jwks.json`, `/metrics`), with explicit HTTP/2 limits instead of tonic's unlimited
 //! defaults, optional TLS, and graceful shutdown that lets in-flight calls finish.
 
-use crate::broker::audit::AuditSink;
-use crate::broker::{Broker, BrokerSettings, SessionKeys};
+use crate::broker::{Broker, BrokerHandle, BrokerSettings, SessionKeys};
 use crate::clock::SharedClock;
 use crate::datadir::{self, DataDirError, FirstStart};
-use crate::grpc::{Services, digest};
+use crate::grpc::Services;
+use crate::grpc::auth_layer::{self, AuthLayer, BodyLimits};
 use crate::ids::AccountId;
+use crate::listener::{self, ConnLimits};
 use crate::metrics::Metrics;
 use crate::proto::authz::v1::authorization_service_server::AuthorizationServiceServer;
 use crate::proto::iam::v1::iam_service_server::IamServiceServer;
@@ -20,12 +21,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-/// HTTP/2 and call limits. Each one bounds a resource a misbehaving client could otherwise hog.
+/// Connection, HTTP/2 and call limits. Each one bounds a resource a misbehaving client could
+/// otherwise hog; README.md lists them with their values.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Open connections at once.
+    pub max_connections: usize,
+    /// Connections that have not sent their first request yet.
+    pub max_pending_connections: usize,
+    /// From accept to the first request (TLS handshake and HTTP/2 preface included).
+    pub handshake_timeout: Duration,
+    /// An established connection with no call in flight for this long is closed.
+    pub idle_timeout: Duration,
     pub max_concurrent_streams: u32,
     /// Streams a client may make the server reset before the connection is closed (the
     /// "made you reset" flood, CVE-2023-44487 and relatives).
@@ -35,22 +43,88 @@ pub struct Limits {
     pub keepalive_timeout: Duration,
     pub request_timeout: Duration,
     pub max_header_list_size: u32,
+    /// The largest HTTP/2 frame the client may send.
+    pub max_frame_size: u32,
+    /// HTTP/2 flow-control windows: what a client may send before the broker reads it.
+    pub stream_window: u32,
+    pub connection_window: u32,
+    /// The largest request message. The largest legitimate ones are policy simulations at the
+    /// bounds of `src/policy/limits.rs` (128 Ki characters of policy text, up to 1,000
+    /// action × resource pairs with ARNs of 2,048 characters) and hardware seed-file imports
+    /// (at most about 400 bytes a line); 1 MiB holds either with room to spare.
     pub max_message_bytes: usize,
+    /// The largest response message (list calls and the credential report can be long).
+    pub max_response_bytes: usize,
+    /// Request bytes buffered at once across every call, before their signature is checked.
+    pub buffered_request_budget: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_concurrent_streams: 256,
+            max_connections: 1024,
+            max_pending_connections: 128,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_concurrent_streams: 128,
             max_local_error_reset_streams: 1024,
             max_pending_accept_reset_streams: 64,
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_header_list_size: 16 * 1024,
-            max_message_bytes: digest::MAX_MESSAGE_BYTES,
+            max_frame_size: 16 * 1024,
+            stream_window: 256 * 1024,
+            connection_window: 1024 * 1024,
+            max_message_bytes: 1024 * 1024,
+            max_response_bytes: 1024 * 1024,
+            buffered_request_budget: 64 * 1024 * 1024,
         }
     }
+}
+
+impl Limits {
+    fn connections(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending: self.max_pending_connections,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_local_error_reset_streams: self.max_local_error_reset_streams,
+            max_pending_accept_reset_streams: self.max_pending_accept_reset_streams,
+            max_header_list_size: self.max_header_list_size,
+            max_frame_size: self.max_frame_size,
+            stream_window: self.stream_window,
+            connection_window: self.connection_window,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
+    }
+}
+
+/// A TLS acceptor for a PEM certificate chain and private key, offering HTTP/2 and HTTP/1.1.
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<tokio_rustls::TlsAcceptor, StartError> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let c = std::fs::read(cert).map_err(|e| StartError::TlsFile(cert.clone(), e))?;
+    let k = std::fs::read(key).map_err(|e| StartError::TlsFile(key.clone(), e))?;
+    let chain = CertificateDer::pem_slice_iter(&c)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Tls(format!("`{}`: {e}", cert.display())))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&k)
+        .map_err(|e| StartError::Tls(format!("`{}`: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
 }
 
 /// What `serve` needs.
@@ -89,8 +163,8 @@ pub struct Running {
     pub broker: Arc<Broker>,
     pub first_start: Option<FirstStart>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    audit_thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    handle: BrokerHandle,
 }
 
 impl std::fmt::Debug for Running {
@@ -104,7 +178,7 @@ impl std::fmt::Debug for Running {
 impl Running {
     /// Stops accepting, lets in-flight calls finish, stops the MFA replay-guard writer, and
     /// commits the audit trail.
-    pub async fn shutdown(mut self) -> Result<(), tonic::transport::Error> {
+    pub async fn shutdown(mut self) -> Result<(), std::io::Error> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -112,18 +186,12 @@ impl Running {
     }
 
     /// Waits for the server to stop (after a signal or `shutdown`).
-    pub async fn wait(mut self) -> Result<(), tonic::transport::Error> {
-        let served = (&mut self.task).await.unwrap_or_else(|e| {
+    pub async fn wait(self) -> Result<(), std::io::Error> {
+        let served = self.task.await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "server task failed");
             Ok(())
         });
-        self.broker.close_mfa_guard().await;
-        self.broker.close_audit().await;
-        let thread = self.audit_thread.take();
-        drop(self);
-        if let Some(t) = thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        self.handle.shutdown().await;
         served
     }
 }
@@ -157,7 +225,7 @@ pub async fn start(
     .await
     .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
 
-    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let store: Arc<dyn crate::domain::Store> = opened.store.clone();
     let sessions = {
         let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
         tokio::task::spawn_blocking(move || SessionKeys::load(store.as_ref(), &master, now))
@@ -165,20 +233,27 @@ pub async fn start(
             .map_err(|e| StartError::Keys(e.to_string()))?
             .map_err(StartError::Keys)?
     };
-    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
     let mut settings = BrokerSettings::new(config.region.clone());
     settings.tls = config.tls.is_some();
-    let broker = Arc::new(Broker::new(
+    let handle = Broker::start(
         store,
         opened.master,
         clock,
         opened.account,
         settings,
-        audit,
         sessions,
-    ));
+    );
+    let broker = Arc::clone(handle.broker());
     let metrics = Arc::new(Metrics::default());
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
+    let auth = AuthLayer::new(
+        Arc::clone(&broker),
+        Arc::clone(&metrics),
+        BodyLimits {
+            max_message_bytes: config.limits.max_message_bytes,
+            budget_bytes: config.limits.buffered_request_budget,
+        },
+    );
     let limits = &config.limits;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -199,23 +274,23 @@ pub async fn start(
         .build_v1alpha()
         .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
 
-    let max = limits.max_message_bytes;
+    let (max, max_out) = (limits.max_message_bytes, limits.max_response_bytes);
     let mut routes = Routes::builder();
     routes
         .add_service(
             SecurityTokenServiceServer::new(services.clone())
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(
             IamServiceServer::new(services.clone())
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(
             AuthorizationServiceServer::new(services)
                 .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+                .max_encoding_message_size(max_out),
         )
         .add_service(health_service)
         .add_service(reflection)
@@ -240,24 +315,15 @@ pub async fn start(
                 async move { m.render() }
             }),
         )
-        .layer(axum::middleware::from_fn(digest::capture));
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth_layer::authenticate,
+        ));
 
-    let mut builder = Server::builder()
-        .accept_http1(true)
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
-        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
-        .http2_keepalive_interval(Some(limits.keepalive_interval))
-        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .http2_max_header_list_size(limits.max_header_list_size)
-        .timeout(limits.request_timeout);
-    if let Some((cert, key)) = &config.tls {
-        let c = std::fs::read(cert).map_err(|e| StartError::TlsFile(cert.clone(), e))?;
-        let k = std::fs::read(key).map_err(|e| StartError::TlsFile(key.clone(), e))?;
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(c, k)))
-            .map_err(|e| StartError::Tls(e.to_string()))?;
-    }
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -265,9 +331,6 @@ pub async fn start(
     let local_addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(config.listen, e))?;
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
 
     let (tx, rx) = oneshot::channel::<()>();
     let stop = async move {
@@ -275,17 +338,21 @@ pub async fn start(
             _ = rx => {}
             () = signal => {}
         }
-        tracing::info!("shutting down: no new connections; finishing in-flight calls");
     };
-    let router = builder.add_routes(Routes::from(router));
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stop));
+    let task = tokio::spawn(listener::serve(
+        listener,
+        tls,
+        router,
+        limits.connections(),
+        stop,
+    ));
     Ok(Running {
         local_addr,
         broker,
         first_start: opened.first_start,
         shutdown: Some(tx),
         task,
-        audit_thread: Some(audit_thread),
+        handle,
     })
 }
 

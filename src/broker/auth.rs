@@ -1,4 +1,7 @@
-//! Authentication of a call: SigV4 over the bytes that were sent, then the long-term key lookup.
+//! Authentication of a call, in two phases so the transport can refuse a request before it reads
+//! the body: [`Broker::identify`] checks everything the headers carry (SigV4 syntax, scope, clock
+//! window, the access key or session token behind it); [`Broker::confirm`] checks the signature
+//! over the message bytes once they have arrived. [`Broker::authenticate`] runs both.
 //!
 //! Every failure is audited with what went wrong (unknown key, inactive key, bad signature, clock
 //! skew), while the caller sees only AWS's code and wording. Signatures and secrets are never
@@ -6,11 +9,12 @@
 
 use super::actions::ServiceScope;
 use super::{Broker, Caller, Principal, access_key_binding};
+use crate::domain::{AuditEvent, Outcome, Owner};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, KeyStatus};
 use crate::sigv4::{self, HeaderSource, IncomingRequest, SigV4Error};
-use crate::store::{AuditEvent, Outcome, Owner};
 use std::net::SocketAddr;
+use zeroize::Zeroizing;
 
 /// What the transport captured of a signed call.
 pub struct SignedCall<'a> {
@@ -18,7 +22,8 @@ pub struct SignedCall<'a> {
     pub path: &'a str,
     /// The HTTP/2 `:authority`.
     pub host: &'a str,
-    /// SHA-256 of the request message as sent; `None` when the body was not one plain message.
+    /// SHA-256 of the request message as sent; `None` when the body was not one plain message
+    /// (or has not been read yet, for [`Broker::identify`]).
     pub payload_sha256: Option<[u8; 32]>,
     pub authorization: Option<&'a str>,
     pub x_amz_date: Option<&'a str>,
@@ -28,6 +33,25 @@ pub struct SignedCall<'a> {
     pub source: Option<SocketAddr>,
     /// The IAM action, for the audit trail.
     pub action: &'a str,
+}
+
+/// A call whose headers passed [`Broker::identify`]: the key behind it exists and is usable, and
+/// the request is inside the clock window. Only the signature over the payload is left to check.
+pub struct Identified<'a> {
+    incoming: IncomingRequest<'a>,
+    secret: Zeroizing<Vec<u8>>,
+    caller: Caller,
+    action: &'a str,
+}
+
+impl std::fmt::Debug for Identified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SECURITY: the secret is not printed.
+        f.debug_struct("Identified")
+            .field("caller", &self.caller.arn)
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed authentication, with the detail that goes to the audit trail only.
@@ -55,64 +79,140 @@ fn invalid_token() -> BrokerError {
     )
 }
 
+/// What the key lookup yields: who signed, and the secret to check the signature with.
+struct Signer {
+    caller: Caller,
+    secret: Zeroizing<Vec<u8>>,
+}
+
 impl Broker {
-    /// Authenticates a call, or says why not (and audits the refusal).
+    /// Authenticates a call whose payload hash is known, or says why not (and audits the refusal).
     pub async fn authenticate(&self, call: &SignedCall<'_>) -> Result<Caller, BrokerError> {
-        match self.verify_call(call).await {
-            Ok(caller) => Ok(caller),
-            Err(r) => {
-                tracing::info!(
-                    action = call.action,
-                    access_key_id = r.access_key_id.as_deref().unwrap_or("-"),
-                    code = r.error.code.as_str(),
-                    reason = r.detail,
-                    "authentication refused"
-                );
-                self.audit
-                    .record(AuditEvent {
-                        at: self.clock.now(),
-                        principal: r.principal,
-                        access_key_id: r.access_key_id,
-                        action: call.action.to_owned(),
-                        source: call.source.map(|s| s.to_string()),
-                        outcome: Outcome::Failure,
-                        error_code: Some(r.error.code.as_str().to_owned()),
-                        detail: Some(r.detail.to_owned()),
-                    })
-                    .await;
-                Err(r.error)
+        let identified = self.identify(call).await?;
+        self.confirm(identified, call.payload_sha256).await
+    }
+
+    /// Phase 1: everything that can be checked from the headers alone (`call.payload_sha256` is
+    /// ignored). A refusal is audited.
+    pub async fn identify<'a>(
+        &'a self,
+        call: &SignedCall<'a>,
+    ) -> Result<Identified<'a>, BrokerError> {
+        let incoming = match self.incoming(call) {
+            Ok(incoming) => incoming,
+            Err(r) => return Err(self.refused(call.action, call.source, r).await),
+        };
+        match self.signer(call, &incoming).await {
+            Ok(Signer { caller, secret }) => Ok(Identified {
+                incoming,
+                secret,
+                caller,
+                action: call.action,
+            }),
+            Err(r) => Err(self.refused(call.action, call.source, r).await),
+        }
+    }
+
+    /// Phase 2: the signature over the message whose SHA-256 is `payload_sha256` (`None`: the
+    /// body was not one plain message, which no signature matches). The clock window is checked
+    /// again, so a slow upload cannot stretch it. A refusal is audited.
+    pub async fn confirm(
+        &self,
+        identified: Identified<'_>,
+        payload_sha256: Option<[u8; 32]>,
+    ) -> Result<Caller, BrokerError> {
+        let Identified {
+            incoming,
+            secret,
+            caller,
+            action,
+        } = identified;
+        let incoming = IncomingRequest {
+            // A body that was not one plain message cannot match any signature.
+            payload_sha256: payload_sha256.unwrap_or([0; 32]),
+            now: self.clock.unix(),
+            ..incoming
+        };
+        let checked = sigv4::parse(&incoming)
+            .map_err(|e| (e, "malformed or out-of-window signature"))
+            .and_then(|parsed| {
+                parsed
+                    .verify(&secret)
+                    .map_err(|e| (e, "signature does not match"))
+            });
+        match checked {
+            Ok(()) => Ok(caller),
+            Err((e, detail)) => {
+                let refusal = Refusal {
+                    error: sigv4_error(&e),
+                    access_key_id: Some(caller.access_key_id.to_string()),
+                    principal: Some(caller.arn.clone()),
+                    detail,
+                };
+                Err(self.refused(action, caller.source, refusal).await)
             }
         }
     }
 
-    async fn verify_call(&self, call: &SignedCall<'_>) -> Result<Caller, Refusal> {
-        let refuse = |error: BrokerError, akid: Option<&str>, detail: &'static str| Refusal {
-            error,
-            access_key_id: akid.map(str::to_owned),
+    /// Logs and audits a refusal, and gives the error the caller sees.
+    async fn refused(&self, action: &str, source: Option<SocketAddr>, r: Refusal) -> BrokerError {
+        tracing::info!(
+            action,
+            access_key_id = r.access_key_id.as_deref().unwrap_or("-"),
+            code = r.error.code.as_str(),
+            reason = r.detail,
+            "authentication refused"
+        );
+        self.audit
+            .record(AuditEvent {
+                at: self.clock.now(),
+                principal: r.principal,
+                access_key_id: r.access_key_id,
+                action: action.to_owned(),
+                source: source.map(|s| s.to_string()),
+                outcome: Outcome::Failure,
+                error_code: Some(r.error.code.as_str().to_owned()),
+                detail: Some(r.detail.to_owned()),
+            })
+            .await;
+        r.error
+    }
+
+    /// The request as the SigV4 verifier sees it, before the payload is known.
+    fn incoming<'a>(&'a self, call: &SignedCall<'a>) -> Result<IncomingRequest<'a>, Refusal> {
+        let service = ServiceScope::of_path(call.path).ok_or_else(|| Refusal {
+            error: BrokerError::new(AwsCode::InvalidInput, "unknown service"),
+            access_key_id: None,
             principal: None,
-            detail,
-        };
-        let service = ServiceScope::of_path(call.path).ok_or_else(|| {
-            refuse(
-                BrokerError::new(AwsCode::InvalidInput, "unknown service"),
-                None,
-                "unknown service",
-            )
+            detail: "unknown service",
         })?;
-        let incoming = IncomingRequest {
+        Ok(IncomingRequest {
             authorization: call.authorization,
             x_amz_date: call.x_amz_date,
             x_amz_security_token: call.security_token,
             other_headers: call.headers,
             host: call.host,
             path: call.path,
-            // A body that was not one plain message cannot match any signature.
-            payload_sha256: call.payload_sha256.unwrap_or([0; 32]),
+            payload_sha256: [0; 32],
             now: self.clock.unix(),
             region: &self.settings.region,
             service: service.signing_name(),
+        })
+    }
+
+    /// Checks the headers and finds the key the call claims to be signed with.
+    async fn signer(
+        &self,
+        call: &SignedCall<'_>,
+        incoming: &IncomingRequest<'_>,
+    ) -> Result<Signer, Refusal> {
+        let refuse = |error: BrokerError, akid: Option<&str>, detail: &'static str| Refusal {
+            error,
+            access_key_id: akid.map(str::to_owned),
+            principal: None,
+            detail,
         };
-        let parsed = sigv4::parse(&incoming).map_err(|e| {
+        let parsed = sigv4::parse(incoming).map_err(|e| {
             refuse(
                 sigv4_error(&e),
                 None,
@@ -121,7 +221,7 @@ impl Broker {
         })?;
         let akid_text = parsed.access_key_id();
         if let Some(token) = parsed.security_token() {
-            return self.verify_session_call(call, &parsed, token).await;
+            return self.session_signer(call, akid_text, token).await;
         }
         if akid_text.starts_with("ASIA") {
             return Err(refuse(
@@ -174,32 +274,27 @@ impl Broker {
                     "secret does not decrypt",
                 ))
             })?;
-        parsed.verify(&secret).map_err(|e| {
-            with_principal(refuse(
-                sigv4_error(&e),
-                Some(akid_text),
-                "signature does not match",
-            ))
-        })?;
-        Ok(Caller {
-            principal,
-            arn,
-            user_id,
-            access_key_id: akid,
-            source: call.source,
-            session: None,
+        Ok(Signer {
+            caller: Caller {
+                principal,
+                arn,
+                user_id,
+                access_key_id: akid,
+                source: call.source,
+                session: None,
+            },
+            secret,
         })
     }
 
     /// A call signed with temporary credentials: the token names the key and the principal; the
-    /// secret is derived from it; the signature is checked as for any other key.
-    async fn verify_session_call(
+    /// secret is derived from it.
+    async fn session_signer(
         &self,
         call: &SignedCall<'_>,
-        parsed: &sigv4::ParsedRequest<'_>,
+        akid_text: &str,
         token: &str,
-    ) -> Result<Caller, Refusal> {
-        let akid_text = parsed.access_key_id();
+    ) -> Result<Signer, Refusal> {
         let refuse = |error: BrokerError, detail: &'static str| Refusal {
             error,
             access_key_id: Some(akid_text.to_owned()),
@@ -218,20 +313,17 @@ impl Broker {
             .resolve_session(token, Some(akid_text))
             .await
             .map_err(|(e, why)| refuse(e, why))?;
-        let arn = session.claims.sub.clone();
         let secret = self.session_secret(akid_text, &session.claims.jti);
-        parsed.verify(secret.as_bytes()).map_err(|e| Refusal {
-            principal: Some(arn.clone()),
-            ..refuse(sigv4_error(&e), "signature does not match")
-        })?;
-        let _ = call;
-        Ok(Caller {
-            principal,
-            user_id: session.claims.uid.clone(),
-            arn,
-            access_key_id: akid,
-            source: call.source,
-            session: Some(session),
+        Ok(Signer {
+            caller: Caller {
+                principal,
+                user_id: session.claims.uid.clone(),
+                arn: session.claims.sub.clone(),
+                access_key_id: akid,
+                source: call.source,
+                session: Some(session),
+            },
+            secret: Zeroizing::new(secret.as_bytes().to_vec()),
         })
     }
 }

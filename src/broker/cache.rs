@@ -2,34 +2,36 @@
 //! user or role behind a session token), kept in memory so that a call does not queue for the
 //! single SQLite connection behind the writers (the audit writer, the MFA replay guard).
 //!
-//! Correctness rule: an entry never outlives a change to what it describes. Every broker method
-//! that changes or removes a cached kind of record (`DeleteUser`, `UpdateAccessKey`,
-//! `DeleteAccessKey`, `DeleteRole`, `UpdateAssumeRolePolicy`, dropping root's keys) makes its store
-//! write through `Broker::blocking_identity_change`, which then calls
-//! [`IdentityCache::invalidate`]: the cache is emptied and its generation moves on. A reader notes the generation before it reads the store and stores what it read
-//! only if the generation has not moved since, so a read that raced a change cannot put the old
-//! record back. Misses are not remembered (a key or user created later is found at once). Each
-//! map is bounded; when one is full it is emptied rather than grown.
+//! Each kind is a [`GenerationCache`] (the crate's one cache rule, `src/cache.rs`): an entry never
+//! outlives a change to what it describes. Every broker method that changes or removes a cached
+//! kind of record (`DeleteUser`, `UpdateAccessKey`, `DeleteAccessKey`, `DeleteRole`,
+//! `UpdateAssumeRolePolicy`, dropping root's keys) makes its store write through
+//! `Broker::blocking_identity_change`, which then calls [`IdentityCache::invalidate`]; a read that
+//! raced such a write is not remembered. Misses are not remembered either (a key or user created
+//! later is found at once).
 
-use crate::store::{AccessKeyRecord, Role, User};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use crate::cache::GenerationCache;
+use crate::domain::{AccessKeyRecord, Role, User};
+use std::sync::Arc;
 
-/// Entries per kind before the map is emptied.
+/// Entries per kind.
 const MAX_ENTRIES: usize = 65_536;
 
-#[derive(Default)]
-pub(super) struct Maps {
-    generation: u64,
-    keys: HashMap<String, Arc<AccessKeyRecord>>,
-    users: HashMap<String, Arc<User>>,
-    roles: HashMap<String, Arc<Role>>,
+/// Access keys by id, users and roles by their unique id.
+pub(super) struct IdentityCache {
+    keys: GenerationCache<String, Arc<AccessKeyRecord>>,
+    users: GenerationCache<String, Arc<User>>,
+    roles: GenerationCache<String, Arc<Role>>,
 }
 
-/// Access keys by id, users and roles by their unique id.
-#[derive(Default)]
-pub(super) struct IdentityCache {
-    maps: RwLock<Maps>,
+impl Default for IdentityCache {
+    fn default() -> Self {
+        Self {
+            keys: GenerationCache::new(MAX_ENTRIES),
+            users: GenerationCache::new(MAX_ENTRIES),
+            roles: GenerationCache::new(MAX_ENTRIES),
+        }
+    }
 }
 
 impl std::fmt::Debug for IdentityCache {
@@ -38,79 +40,46 @@ impl std::fmt::Debug for IdentityCache {
     }
 }
 
-/// Which map of [`Maps`] a lookup uses.
+/// Which cache of [`IdentityCache`] a record type lives in.
 pub(super) trait Cached: Sized {
-    fn map(m: &Maps) -> &HashMap<String, Arc<Self>>;
-    fn map_mut(m: &mut Maps) -> &mut HashMap<String, Arc<Self>>;
+    fn cache(c: &IdentityCache) -> &GenerationCache<String, Arc<Self>>;
 }
 
 impl Cached for AccessKeyRecord {
-    fn map(m: &Maps) -> &HashMap<String, Arc<Self>> {
-        &m.keys
-    }
-    fn map_mut(m: &mut Maps) -> &mut HashMap<String, Arc<Self>> {
-        &mut m.keys
+    fn cache(c: &IdentityCache) -> &GenerationCache<String, Arc<Self>> {
+        &c.keys
     }
 }
 
 impl Cached for User {
-    fn map(m: &Maps) -> &HashMap<String, Arc<Self>> {
-        &m.users
-    }
-    fn map_mut(m: &mut Maps) -> &mut HashMap<String, Arc<Self>> {
-        &mut m.users
+    fn cache(c: &IdentityCache) -> &GenerationCache<String, Arc<Self>> {
+        &c.users
     }
 }
 
 impl Cached for Role {
-    fn map(m: &Maps) -> &HashMap<String, Arc<Self>> {
-        &m.roles
-    }
-    fn map_mut(m: &mut Maps) -> &mut HashMap<String, Arc<Self>> {
-        &mut m.roles
+    fn cache(c: &IdentityCache) -> &GenerationCache<String, Arc<Self>> {
+        &c.roles
     }
 }
 
 impl IdentityCache {
-    /// The current generation, to be passed to [`IdentityCache::put`] after a store read.
-    pub fn generation(&self) -> u64 {
-        self.maps.read().map_or(u64::MAX, |m| m.generation)
+    /// The cache holding `V`.
+    pub fn of<V: Cached>(&self) -> &GenerationCache<String, Arc<V>> {
+        V::cache(self)
     }
 
-    pub fn get<V: Cached>(&self, id: &str) -> Option<Arc<V>> {
-        let m = self.maps.read().ok()?;
-        V::map(&m).get(id).cloned()
-    }
-
-    /// Remembers `value` read from the store at `generation`, unless something changed since.
-    pub fn put<V: Cached>(&self, generation: u64, id: &str, value: Arc<V>) {
-        let Ok(mut m) = self.maps.write() else { return };
-        if m.generation != generation {
-            return;
-        }
-        let map = V::map_mut(&mut m);
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(id.to_owned(), value);
-    }
-
-    /// Forgets everything (after any change to users, access keys or roles).
+    /// Forgets every kind (after any change to users, access keys or roles).
     pub fn invalidate(&self) {
-        if let Ok(mut m) = self.maps.write() {
-            m.generation = m.generation.wrapping_add(1);
-            m.keys.clear();
-            m.users.clear();
-            m.roles.clear();
-        }
+        self.keys.invalidate();
+        self.users.invalidate();
+        self.roles.invalidate();
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::store::User;
 
     fn user(id: &str, name: &str) -> Arc<User> {
         Arc::new(User {
@@ -122,34 +91,23 @@ mod tests {
     }
 
     #[test]
-    fn a_read_that_raced_a_change_is_not_remembered() {
+    fn invalidate_refuses_a_racing_read_of_every_kind() {
         let c = IdentityCache::default();
-        let g = c.generation();
+        let read_at = c.of::<User>().generation();
+        let role_read_at = c.of::<Role>().generation();
         c.invalidate(); // a DeleteUser committed while the read was in flight
-        c.put(g, "AIDA1", user("AIDA1", "alice"));
-        assert!(c.get::<User>("AIDA1").is_none());
-        let g = c.generation();
-        c.put(g, "AIDA1", user("AIDA1", "alice"));
-        assert_eq!(c.get::<User>("AIDA1").unwrap().name.as_str(), "alice");
-    }
-
-    #[test]
-    fn invalidate_forgets_every_kind() {
-        let c = IdentityCache::default();
-        c.put(c.generation(), "AIDA1", user("AIDA1", "alice"));
+        assert!(
+            !c.of::<User>()
+                .put(read_at, "AIDA1".into(), user("AIDA1", "alice"))
+        );
+        assert!(c.of::<User>().get("AIDA1").is_none());
+        assert_ne!(c.of::<Role>().generation(), role_read_at);
+        let read_at = c.of::<User>().generation();
+        assert!(
+            c.of::<User>()
+                .put(read_at, "AIDA1".into(), user("AIDA1", "alice"))
+        );
         c.invalidate();
-        assert!(c.get::<User>("AIDA1").is_none());
-    }
-
-    #[test]
-    fn a_full_map_is_emptied_not_grown() {
-        let c = IdentityCache::default();
-        let g = c.generation();
-        for i in 0..MAX_ENTRIES {
-            c.put(g, &format!("u{i}"), user("x", "x"));
-        }
-        c.put(g, "last", user("AIDA2", "bob"));
-        assert!(c.get::<User>("u0").is_none());
-        assert_eq!(c.get::<User>("last").unwrap().name.as_str(), "bob");
+        assert!(c.of::<User>().get("AIDA1").is_none());
     }
 }

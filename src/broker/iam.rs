@@ -1,15 +1,13 @@
 //! IAM users and long-term access keys.
 
-use super::{Broker, Caller, Principal, access_key_binding, required};
+use super::actions::{Resource, ResourceKind, Rpc};
+use super::input::{CreateUser, DeleteAccessKey, DeleteUser, ForUser, ListUsers, UpdateAccessKey};
+use super::{Broker, Caller, Principal, access_key_binding};
+use crate::domain::{Owner, OwnerRef, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, IamPath, KeyStatus, UserName};
-use crate::store::{Owner, OwnerRef, User};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
-
-/// AWS's default and largest page sizes for IAM listings.
-const DEFAULT_MAX_ITEMS: usize = 100;
-const LARGEST_MAX_ITEMS: usize = 1000;
 
 /// A user as IAM describes it (also used for the root user, which has no name or path).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +50,6 @@ pub(super) struct KeyTarget {
     arn: String,
 }
 
-fn max_items(v: Option<i32>) -> Result<usize, BrokerError> {
-    match v {
-        None => Ok(DEFAULT_MAX_ITEMS),
-        Some(n) if (1..=1000).contains(&n) => Ok(usize::try_from(n).unwrap_or(LARGEST_MAX_ITEMS)),
-        Some(n) => Err(ids::ValidationError::new(
-            "maxItems",
-            &n.to_string(),
-            "Member must have value between 1 and 1000",
-        )
-        .into()),
-    }
-}
-
 impl Broker {
     pub(super) fn user_view(&self, u: &User) -> UserView {
         UserView {
@@ -90,32 +75,28 @@ impl Broker {
 
     /// The ARN a user would have: with its real path if it exists, so authorization is decided
     /// before existence is revealed.
-    fn arn_for(&self, name: &UserName, found: Option<&User>) -> String {
-        match found {
-            Some(u) => ids::user_arn(&self.account, &u.path, &u.name),
-            None => ids::user_arn(&self.account, &IamPath::root(), name),
-        }
+    fn arn_for(&self, name: &UserName, found: Option<&User>) -> Resource {
+        let (path, name) = match found {
+            Some(u) => (&u.path, &u.name),
+            None => (&IamPath::root(), name),
+        };
+        Resource::named(ResourceKind::User, &self.account, path, name.as_str())
     }
 
     /// `CreateUser`.
     pub async fn create_user(
         &self,
         caller: &Caller,
-        user_name: &str,
-        path: Option<&str>,
+        input: CreateUser,
     ) -> Result<UserView, BrokerError> {
-        if user_name.is_empty() {
-            return Err(required("userName"));
-        }
-        let name = UserName::parse(user_name)?;
-        let path = match path {
-            Some(p) => IamPath::parse("path", p)?,
-            None => IamPath::root(),
-        };
+        let CreateUser {
+            user_name: name,
+            path,
+        } = input;
         self.authorize(
             caller,
-            "iam:CreateUser",
-            &ids::user_arn(&self.account, &path, &name),
+            Rpc::CreateUser,
+            &Resource::named(ResourceKind::User, &self.account, &path, name.as_str()),
         )
         .await?;
         let user = User {
@@ -130,15 +111,16 @@ impl Broker {
     }
 
     /// `GetUser`: the named user, or the caller itself when no name is given.
-    pub async fn get_user(
-        &self,
-        caller: &Caller,
-        user_name: Option<&str>,
-    ) -> Result<UserView, BrokerError> {
-        let name = match user_name.filter(|n| !n.is_empty()) {
-            Some(n) => UserName::parse(n)?,
+    pub async fn get_user(&self, caller: &Caller, input: ForUser) -> Result<UserView, BrokerError> {
+        let name = match input.user_name {
+            Some(n) => n,
             None => {
-                self.authorize(caller, "iam:GetUser", &caller.arn).await?;
+                self.authorize(
+                    caller,
+                    Rpc::GetUser,
+                    &Resource::known(ResourceKind::User, caller.arn.as_str()),
+                )
+                .await?;
                 return Ok(match &caller.principal {
                     Principal::Root => UserView {
                         name: String::new(),
@@ -158,7 +140,7 @@ impl Broker {
             }
         };
         let found = self.find_user(&name).await?;
-        self.authorize(caller, "iam:GetUser", &self.arn_for(&name, found.as_ref()))
+        self.authorize(caller, Rpc::GetUser, &self.arn_for(&name, found.as_ref()))
             .await?;
         found
             .map(|u| self.user_view(&u))
@@ -169,27 +151,17 @@ impl Broker {
     pub async fn list_users(
         &self,
         caller: &Caller,
-        path_prefix: Option<&str>,
-        marker: Option<&str>,
-        max: Option<i32>,
+        input: ListUsers,
     ) -> Result<(Vec<UserView>, Option<String>), BrokerError> {
-        let prefix = path_prefix.unwrap_or("/").to_owned();
-        if !prefix.starts_with('/') || prefix.len() > 512 {
-            return Err(ids::ValidationError::new(
-                "pathPrefix",
-                &prefix,
-                r"Member must satisfy regular expression pattern: \u002F[\u0021-\u007F]*",
-            )
-            .into());
-        }
-        let max = max_items(max)?;
+        let prefix = input.path_prefix.as_str().to_owned();
+        let max = input.max_items.get();
         self.authorize(
             caller,
-            "iam:ListUsers",
-            &format!("arn:aws:iam::{}:user{prefix}*", self.account),
+            Rpc::ListUsers,
+            &Resource::all_under(ResourceKind::UsersUnder, &self.account, &prefix),
         )
         .await?;
-        let marker = marker.map(str::to_owned);
+        let marker = input.marker;
         let page = self
             .blocking(move |s| s.list_users(&prefix, marker.as_deref(), max))
             .await?;
@@ -200,15 +172,12 @@ impl Broker {
     }
 
     /// `DeleteUser`: only a user that owns nothing (AWS's `DeleteConflict` otherwise).
-    pub async fn delete_user(&self, caller: &Caller, user_name: &str) -> Result<(), BrokerError> {
-        if user_name.is_empty() {
-            return Err(required("userName"));
-        }
-        let name = UserName::parse(user_name)?;
+    pub async fn delete_user(&self, caller: &Caller, input: DeleteUser) -> Result<(), BrokerError> {
+        let name = input.user_name;
         let found = self.find_user(&name).await?;
         self.authorize(
             caller,
-            "iam:DeleteUser",
+            Rpc::DeleteUser,
             &self.arn_for(&name, found.as_ref()),
         )
         .await?;
@@ -219,14 +188,14 @@ impl Broker {
             .await
     }
 
-    /// Resolves whose keys a key call is about and authorizes `action` on it.
+    /// Resolves whose keys a key call is about and authorizes `rpc` on it.
     pub(super) async fn key_target(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        action: &str,
+        user_name: Option<&UserName>,
+        rpc: Rpc,
     ) -> Result<KeyTarget, BrokerError> {
-        let target = match user_name.filter(|n| !n.is_empty()) {
+        let target = match user_name {
             None => match &caller.principal {
                 Principal::Root => KeyTarget {
                     owner: OwnerRef::Root,
@@ -245,12 +214,11 @@ impl Broker {
                     ));
                 }
             },
-            Some(n) => {
-                let name = UserName::parse(n)?;
-                let found = self.find_user(&name).await?;
-                self.authorize(caller, action, &self.arn_for(&name, found.as_ref()))
+            Some(name) => {
+                let found = self.find_user(name).await?;
+                self.authorize(caller, rpc, &self.arn_for(name, found.as_ref()))
                     .await?;
-                let u = found.ok_or_else(|| Self::no_such_user(&name))?;
+                let u = found.ok_or_else(|| Self::no_such_user(name))?;
                 KeyTarget {
                     owner: OwnerRef::User(u.id.clone()),
                     user_name: u.name.to_string(),
@@ -258,7 +226,12 @@ impl Broker {
                 }
             }
         };
-        self.authorize(caller, action, &target.arn).await?;
+        self.authorize(
+            caller,
+            rpc,
+            &Resource::known(ResourceKind::User, target.arn.as_str()),
+        )
+        .await?;
         Ok(target)
     }
 
@@ -266,10 +239,10 @@ impl Broker {
     pub async fn create_access_key(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
+        input: ForUser,
     ) -> Result<CreatedAccessKey, BrokerError> {
         let target = self
-            .key_target(caller, user_name, "iam:CreateAccessKey")
+            .key_target(caller, input.user_name.as_ref(), Rpc::CreateAccessKey)
             .await?;
         let id = AccessKeyId::generate_long_term();
         let secret = crate::crypto::random_secret_access_key();
@@ -300,10 +273,10 @@ impl Broker {
     pub async fn list_access_keys(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
+        input: ForUser,
     ) -> Result<Vec<AccessKeyView>, BrokerError> {
         let target = self
-            .key_target(caller, user_name, "iam:ListAccessKeys")
+            .key_target(caller, input.user_name.as_ref(), Rpc::ListAccessKeys)
             .await?;
         let owner = target.owner.clone();
         let keys = self.blocking(move |s| s.list_access_keys(&owner)).await?;
@@ -325,17 +298,15 @@ impl Broker {
     pub async fn update_access_key(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        access_key_id: &str,
-        status: &str,
+        input: UpdateAccessKey,
     ) -> Result<(), BrokerError> {
-        if access_key_id.is_empty() {
-            return Err(required("accessKeyId"));
-        }
-        let id = AccessKeyId::parse(access_key_id)?;
-        let status = KeyStatus::parse(status)?;
+        let UpdateAccessKey {
+            user_name,
+            access_key_id: id,
+            status,
+        } = input;
         let target = self
-            .key_target(caller, user_name, "iam:UpdateAccessKey")
+            .key_target(caller, user_name.as_ref(), Rpc::UpdateAccessKey)
             .await?;
         self.blocking_identity_change(move |s| s.update_access_key(&target.owner, &id, status))
             .await
@@ -345,15 +316,14 @@ impl Broker {
     pub async fn delete_access_key(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        access_key_id: &str,
+        input: DeleteAccessKey,
     ) -> Result<(), BrokerError> {
-        if access_key_id.is_empty() {
-            return Err(required("accessKeyId"));
-        }
-        let id = AccessKeyId::parse(access_key_id)?;
+        let DeleteAccessKey {
+            user_name,
+            access_key_id: id,
+        } = input;
         let target = self
-            .key_target(caller, user_name, "iam:DeleteAccessKey")
+            .key_target(caller, user_name.as_ref(), Rpc::DeleteAccessKey)
             .await?;
         self.blocking_identity_change(move |s| s.delete_access_key(&target.owner, &id))
             .await

@@ -8,16 +8,21 @@
 //! The verifier's checks go to the replay guard's group-commit writer ([`super::mfa_guard`]), which
 //! answers each only after the transaction recording it has committed.
 
-use super::{Broker, Caller, Principal, required};
+use super::actions::{Resource, ResourceKind, Rpc};
+use super::input::{
+    BindMfaDevice, CreateVirtualMfaDevice, DeleteVirtualMfaDevice, ForUser,
+    ImportHardwareMfaDevices, ListVirtualMfaDevices, UserDevice,
+};
+use super::{Broker, Caller, Principal};
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{
+    BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner, OwnerRef,
+    StoreRules,
+};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{self, IamPath, ValidationError};
+use crate::ids::{self, MfaSerial, TokenCode, UserName};
 use crate::mfa::totp::{self, ENABLE_WINDOW, RESYNC_WINDOW};
 use crate::mfa::{Seed, TotpCode, TotpParams};
-use crate::store::{
-    Assignment, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner,
-    OwnerRef,
-};
 use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -91,45 +96,6 @@ fn open_seed(master: &MasterKey, d: &MfaDevice) -> Option<Seed> {
     Seed::from_bytes(bytes).ok()
 }
 
-/// Checks the shape of a code before anything else: 6 or 8 ASCII digits. The value is never echoed.
-fn check_code_shape(field: &'static str, code: &str) -> Result<(), BrokerError> {
-    if code.is_empty() {
-        return Err(required(field));
-    }
-    let ok = (code.len() == 6 || code.len() == 8) && code.bytes().all(|b| b.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::redacted(
-            field,
-            r"Member must satisfy regular expression pattern: [\d]+ and have length 6 (8 for 8-digit tokens)",
-        )
-        .into())
-    }
-}
-
-/// Checks the shape of a serial number (AWS: 9 to 256 of `[\w+=/:,.@-]`).
-fn check_serial(serial: &str) -> Result<(), BrokerError> {
-    if serial.is_empty() {
-        return Err(required("serialNumber"));
-    }
-    let n = serial.chars().count();
-    let ok = (9..=256).contains(&n)
-        && serial
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            "serialNumber",
-            serial,
-            r"Member must satisfy regular expression pattern: [\w+=/:,.@-]+ with length 9 to 256",
-        )
-        .into())
-    }
-}
-
 impl Broker {
     /// The principal that can own MFA devices; role sessions own none.
     fn owner_ref(principal: &Principal) -> Option<OwnerRef> {
@@ -167,31 +133,12 @@ impl Broker {
     pub async fn create_virtual_mfa_device(
         &self,
         caller: &Caller,
-        name: &str,
-        path: Option<&str>,
+        input: CreateVirtualMfaDevice,
     ) -> Result<CreatedVirtualDevice, BrokerError> {
-        if name.is_empty() {
-            return Err(required("virtualMFADeviceName"));
-        }
-        // Same character rules as user names; AWS sets no maximum, 226 keeps the ARN within 256.
-        let valid = name.len() <= 226
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-        if !valid {
-            return Err(ValidationError::new(
-                "virtualMFADeviceName",
-                name,
-                r"Member must satisfy regular expression pattern: [\w+=,.@-]+",
-            )
-            .into());
-        }
-        let path = match path {
-            Some(p) => IamPath::parse("path", p)?,
-            None => IamPath::root(),
-        };
-        let serial = format!("arn:aws:iam::{}:mfa{}{name}", self.account, path.as_str());
-        self.authorize(caller, "iam:CreateVirtualMFADevice", &serial)
+        let CreateVirtualMfaDevice { name, path } = input;
+        let serial = MfaSerial::virtual_device(&self.account, &path, &name).to_string();
+        let resource = Resource::known(ResourceKind::MfaDevice, serial.as_str());
+        self.authorize(caller, Rpc::CreateVirtualMfaDevice, &resource)
             .await?;
         let seed = Seed::generate().map_err(BrokerError::internal)?;
         let params = TotpParams::AWS;
@@ -233,15 +180,15 @@ impl Broker {
     pub async fn import_hardware_mfa_devices(
         &self,
         caller: &Caller,
-        seed_file: &str,
+        input: ImportHardwareMfaDevices,
     ) -> Result<Vec<String>, BrokerError> {
         self.authorize(
             caller,
-            "iam:ImportHardwareMFADevices",
-            &format!("arn:aws:iam::{}:mfa/*", self.account),
+            Rpc::ImportHardwareMfaDevices,
+            &Resource::all_under(ResourceKind::MfaDevices, &self.account, "/"),
         )
         .await?;
-        let tokens = crate::mfa::parse_seed_file(seed_file)
+        let tokens = crate::mfa::parse_seed_file(&input.seed_file)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         let now = self.clock.now();
         let mut devices = Vec::with_capacity(tokens.len());
@@ -277,40 +224,33 @@ impl Broker {
     async fn mfa_target(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        action: &str,
+        user_name: Option<&UserName>,
+        rpc: Rpc,
     ) -> Result<(OwnerRef, String), BrokerError> {
-        let t = self.key_target(caller, user_name, action).await?;
+        let t = self.key_target(caller, user_name, rpc).await?;
         Ok((t.owner, t.user_name))
     }
 
     async fn bind(
         &self,
         caller: &Caller,
-        user_name: &str,
-        serial: &str,
-        code1: &str,
-        code2: &str,
+        input: BindMfaDevice,
         resync: bool,
     ) -> Result<(), BrokerError> {
-        check_serial(serial)?;
-        check_code_shape("authenticationCode1", code1)?;
-        check_code_shape("authenticationCode2", code2)?;
-        let action = if resync {
-            "iam:ResyncMFADevice"
+        let rpc = if resync {
+            Rpc::ResyncMfaDevice
         } else {
-            "iam:EnableMFADevice"
+            Rpc::EnableMfaDevice
         };
-        let (owner, _) = self.mfa_target(caller, Some(user_name), action).await?;
+        let (owner, _) = self
+            .mfa_target(caller, input.user_name.as_ref(), rpc)
+            .await?;
         let master = Arc::clone(&self.master);
-        let (c1, c2) = (
-            Zeroizing::new(code1.to_owned()),
-            Zeroizing::new(code2.to_owned()),
-        );
+        let (c1, c2) = (input.code1, input.code2);
         let now = self.clock.now();
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let window = if resync { RESYNC_WINDOW } else { ENABLE_WINDOW };
-        let serial_owned = serial.to_owned();
+        let serial_owned = input.serial.to_string();
         let outcome = self
             .blocking(move |s| {
                 s.bind_mfa_device(&serial_owned, &owner, resync, now, &mut |d| {
@@ -318,8 +258,8 @@ impl Broker {
                         return CodeVerdict::Undecryptable;
                     };
                     let (Ok(a), Ok(b)) = (
-                        TotpCode::parse(&c1, d.params.digits),
-                        TotpCode::parse(&c2, d.params.digits),
+                        TotpCode::parse(c1.expose(), d.params.digits),
+                        TotpCode::parse(c2.expose(), d.params.digits),
                     ) else {
                         return CodeVerdict::NoMatch;
                     };
@@ -345,40 +285,30 @@ impl Broker {
     pub async fn enable_mfa_device(
         &self,
         caller: &Caller,
-        user_name: &str,
-        serial: &str,
-        code1: &str,
-        code2: &str,
+        input: BindMfaDevice,
     ) -> Result<(), BrokerError> {
-        self.bind(caller, user_name, serial, code1, code2, false)
-            .await
+        self.bind(caller, input, false).await
     }
 
     /// `ResyncMfaDevice`: re-centres a drifted device on two consecutive codes.
     pub async fn resync_mfa_device(
         &self,
         caller: &Caller,
-        user_name: &str,
-        serial: &str,
-        code1: &str,
-        code2: &str,
+        input: BindMfaDevice,
     ) -> Result<(), BrokerError> {
-        self.bind(caller, user_name, serial, code1, code2, true)
-            .await
+        self.bind(caller, input, true).await
     }
 
     /// `DeactivateMfaDevice`: unbinds a device from its user (the lost-device path).
     pub async fn deactivate_mfa_device(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        serial: &str,
+        input: UserDevice,
     ) -> Result<(), BrokerError> {
-        check_serial(serial)?;
         let (owner, _) = self
-            .mfa_target(caller, user_name, "iam:DeactivateMFADevice")
+            .mfa_target(caller, input.user_name.as_ref(), Rpc::DeactivateMfaDevice)
             .await?;
-        let serial = serial.to_owned();
+        let serial = input.serial.to_string();
         self.blocking(move |s| s.deactivate_mfa_device(&serial, &owner))
             .await
     }
@@ -387,12 +317,15 @@ impl Broker {
     pub async fn delete_virtual_mfa_device(
         &self,
         caller: &Caller,
-        serial: &str,
+        input: DeleteVirtualMfaDevice,
     ) -> Result<(), BrokerError> {
-        check_serial(serial)?;
-        self.authorize(caller, "iam:DeleteVirtualMFADevice", serial)
-            .await?;
-        let serial = serial.to_owned();
+        let serial = input.serial.to_string();
+        self.authorize(
+            caller,
+            Rpc::DeleteVirtualMfaDevice,
+            &Resource::known(ResourceKind::MfaDevice, serial.as_str()),
+        )
+        .await?;
         self.blocking(move |s| s.delete_virtual_mfa_device(&serial))
             .await
     }
@@ -401,10 +334,10 @@ impl Broker {
     pub async fn list_mfa_devices(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
+        input: ForUser,
     ) -> Result<Vec<DeviceView>, BrokerError> {
         let (owner, _) = self
-            .mfa_target(caller, user_name, "iam:ListMFADevices")
+            .mfa_target(caller, input.user_name.as_ref(), Rpc::ListMfaDevices)
             .await?;
         let devices = self.blocking(move |s| s.list_mfa_devices(&owner)).await?;
         Ok(devices.iter().map(|d| self.device_view(d)).collect())
@@ -414,25 +347,13 @@ impl Broker {
     pub async fn list_virtual_mfa_devices(
         &self,
         caller: &Caller,
-        status: Option<&str>,
+        input: ListVirtualMfaDevices,
     ) -> Result<Vec<DeviceView>, BrokerError> {
-        let filter = match status.unwrap_or("Any") {
-            "Assigned" => Assignment::Assigned,
-            "Unassigned" => Assignment::Unassigned,
-            "Any" | "" => Assignment::Any,
-            other => {
-                return Err(ValidationError::new(
-                    "assignmentStatus",
-                    other,
-                    "Member must satisfy enum value set: [Assigned, Unassigned, Any]",
-                )
-                .into());
-            }
-        };
+        let filter = input.assignment;
         self.authorize(
             caller,
-            "iam:ListVirtualMFADevices",
-            &format!("arn:aws:iam::{}:mfa/*", self.account),
+            Rpc::ListVirtualMfaDevices,
+            &Resource::all_under(ResourceKind::MfaDevices, &self.account, "/"),
         )
         .await?;
         let devices = self
@@ -445,20 +366,15 @@ impl Broker {
     pub async fn get_mfa_device(
         &self,
         caller: &Caller,
-        serial: &str,
-        user_name: Option<&str>,
+        input: UserDevice,
     ) -> Result<DeviceView, BrokerError> {
-        check_serial(serial)?;
+        let serial = input.serial;
         let (owner, _) = self
-            .mfa_target(caller, user_name, "iam:GetMFADevice")
+            .mfa_target(caller, input.user_name.as_ref(), Rpc::GetMfaDevice)
             .await?;
-        let s2 = serial.to_owned();
+        let s2 = serial.to_string();
         let device = self.blocking(move |s| s.get_mfa_device(&s2)).await?;
-        let matches = device.as_ref().is_some_and(|d| match (&d.owner, &owner) {
-            (Some(Owner::Root), OwnerRef::Root) => true,
-            (Some(Owner::User(u)), OwnerRef::User(id)) => &u.id == id,
-            _ => false,
-        });
+        let matches = device.as_ref().is_some_and(|d| d.is_enabled_for(&owner));
         match device {
             Some(d) if matches => Ok(self.device_view(&d)),
             _ => Err(BrokerError::new(
@@ -472,10 +388,10 @@ impl Broker {
     pub async fn reset_mfa_lockout(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
+        input: ForUser,
     ) -> Result<(), BrokerError> {
         let (owner, _) = self
-            .mfa_target(caller, user_name, "iam:ResetMFALockout")
+            .mfa_target(caller, input.user_name.as_ref(), Rpc::ResetMfaLockout)
             .await?;
         self.blocking(move |s| s.reset_mfa_lockout(&owner)).await
     }
@@ -485,17 +401,16 @@ impl Broker {
     pub async fn verify_mfa(
         &self,
         caller: &Caller,
-        serial: &str,
-        code: &str,
-        action: &str,
+        serial: &MfaSerial,
+        code: &TokenCode,
+        rpc: Rpc,
     ) -> Result<MfaProof, BrokerError> {
-        check_serial(serial)?;
-        check_code_shape("tokenCode", code)?;
+        let action = rpc.action();
         let Some(owner) = Self::owner_ref(&caller.principal) else {
             return Err(mfa_failed());
         };
         let master = Arc::clone(&self.master);
-        let code = Zeroizing::new(code.to_owned());
+        let code = code.clone();
         let now = self.clock.now();
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let window = self.settings.mfa_window;
@@ -503,7 +418,7 @@ impl Broker {
             let Some(seed) = open_seed(&master, d) else {
                 return CodeVerdict::Undecryptable;
             };
-            let Ok(code) = TotpCode::parse(&code, d.params.digits) else {
+            let Ok(code) = TotpCode::parse(code.expose(), d.params.digits) else {
                 return CodeVerdict::NoMatch;
             };
             let centre = totp::centre_step(totp::step_for(now_secs, d.params.period), d.drift);
@@ -517,7 +432,7 @@ impl Broker {
             .mfa_guard
             .authenticate(MfaCheck {
                 owner,
-                serial: serial.to_owned(),
+                serial: serial.to_string(),
                 now: now.unix_timestamp(),
                 policy: self.settings.lockout,
                 check,
@@ -529,8 +444,8 @@ impl Broker {
                 verified_at: now,
             }),
             MfaAttempt::Refused(reason) => {
-                if reason == crate::store::MfaRefusal::Undecryptable {
-                    tracing::error!(serial, "an MFA seed does not decrypt: damaged or moved row");
+                if reason == crate::domain::MfaRefusal::Undecryptable {
+                    tracing::error!(%serial, "an MFA seed does not decrypt: damaged or moved row");
                 }
                 self.audit_caller(
                     caller,

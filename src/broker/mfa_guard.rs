@@ -8,7 +8,7 @@
 //! bounded at about one credential per fsync (1,579 GetSessionToken/s measured).
 //!
 //! How: checks go over a channel to one thread that takes everything queued, up to [`MAX_BATCH`]
-//! requests, and hands it to [`MfaStore::mfa_authenticate_batch`]: the checks run one after another
+//! requests, and hands it to [`mfa_authenticate_batch`]: the checks run one after another
 //! in one `BEGIN IMMEDIATE` transaction, each in its own savepoint (an SQL error fails that request
 //! alone), with exactly the logic of a single check, then one COMMIT pays one fsync for the whole
 //! batch. Only after that COMMIT returns is any request answered; if it fails, every request of the
@@ -21,28 +21,33 @@
 //! which holds the store's only connection, short, and with it the wait of the last request in a
 //! batch. The channel is bounded too: when it is full, callers wait to enqueue.
 //!
-//! [`MfaStore::mfa_authenticate_batch`]: crate::store::MfaStore::mfa_authenticate_batch
+//! The mechanics (the channel, the thread, answering only after the commit, a failed commit
+//! accepting nothing, close draining what was queued) are the [`BatchWriter`]'s (`writer.rs`);
+//! this module supplies the store operation and the bounds.
+//!
+//! [`mfa_authenticate_batch`]: crate::domain::StoreRules::mfa_authenticate_batch
 
+use super::writer::{BatchWriter, WriteError, WriterConfig, WriterThread};
+use crate::domain::{MfaAttempt, MfaCheck, Store, StoreError, StoreRules};
 use crate::error::BrokerError;
-use crate::store::{MfaAttempt, MfaCheck, Store, StoreError};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
 
 /// The most checks committed together.
 pub const MAX_BATCH: usize = 256;
-const CHANNEL_CAPACITY: usize = 4 * MAX_BATCH;
+
+const CONFIG: WriterConfig = WriterConfig {
+    name: "mfa-guard-writer",
+    channel_capacity: 4 * MAX_BATCH,
+    max_batch: MAX_BATCH,
+    pause_when_unwaited: None,
+};
 
 type Answer = Result<MfaAttempt, StoreError>;
-
-enum Msg {
-    Check(MfaCheck, oneshot::Sender<Answer>),
-    Close,
-}
 
 /// Handle for submitting MFA checks to the writer.
 #[derive(Clone)]
 pub struct MfaGuard {
-    tx: mpsc::Sender<Msg>,
+    writer: BatchWriter<MfaCheck, Answer>,
 }
 
 impl std::fmt::Debug for MfaGuard {
@@ -52,111 +57,46 @@ impl std::fmt::Debug for MfaGuard {
 }
 
 impl MfaGuard {
-    /// Starts the writer thread. It ends after [`close`](Self::close), or once every handle is
-    /// dropped, when the queue is drained. If the thread cannot start, every check fails (closed).
-    pub fn start(store: Arc<dyn Store>) -> (Self, Option<std::thread::JoinHandle<()>>) {
-        let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_CAPACITY);
-        let handle = std::thread::Builder::new()
-            .name("mfa-guard-writer".into())
-            .spawn(move || run(store.as_ref(), rx));
-        match handle {
-            Ok(h) => (Self { tx }, Some(h)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the MFA replay-guard writer; MFA checks will fail");
-                (Self { tx }, None)
-            }
-        }
+    /// Starts the writer thread (the broker does, in `Broker::start`). If the thread cannot
+    /// start, every check fails (closed).
+    pub(super) fn start(store: Arc<dyn Store>) -> (Self, WriterThread) {
+        let (writer, thread) = BatchWriter::start(CONFIG, move |checks: &mut [MfaCheck]| {
+            store.mfa_authenticate_batch(checks)
+        });
+        (Self { writer }, thread)
     }
 
     /// Runs one check in the next batch; resolves once that batch is committed (or has failed).
     pub async fn authenticate(&self, check: MfaCheck) -> Result<MfaAttempt, BrokerError> {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Check(check, tx)).await.is_err() {
-            return Err(BrokerError::internal(
-                "the MFA replay-guard writer has stopped",
-            ));
-        }
-        match rx.await {
+        Self::answer(self.writer.submit(check).await)
+    }
+
+    fn answer(r: Result<Answer, WriteError>) -> Result<MfaAttempt, BrokerError> {
+        match r {
             Ok(answer) => answer.map_err(BrokerError::from),
-            Err(_) => Err(BrokerError::internal(
-                "the MFA replay-guard writer dropped a request",
+            Err(WriteError::Stopped) => Err(BrokerError::internal(
+                "the MFA replay-guard writer has stopped",
             )),
+            Err(WriteError::NotCommitted) => Err(BrokerError::from(StoreError::Internal(
+                "the MFA replay-guard batch did not commit".into(),
+            ))),
         }
     }
 
     /// Answers every check queued before this call and stops the writer; later checks fail.
-    pub async fn close(&self) {
-        let _ = self.tx.send(Msg::Close).await;
+    pub(super) async fn close(&self) {
+        self.writer.close().await;
     }
-}
-
-fn run(store: &dyn Store, mut rx: mpsc::Receiver<Msg>) {
-    let mut checks = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Check(check, reply) => {
-                    checks.push(check);
-                    replies.push(reply);
-                }
-                // No new checks; those already queued are still answered, by the loop.
-                Msg::Close => rx.close(),
-            }
-            if checks.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !checks.is_empty() {
-            commit_batch(store, &mut checks, &mut replies);
-        }
-    }
-}
-
-/// Runs one batch and answers it, only after its COMMIT. Dropping the checks zeroizes the codes.
-fn commit_batch(
-    store: &dyn Store,
-    checks: &mut Vec<MfaCheck>,
-    replies: &mut Vec<oneshot::Sender<Answer>>,
-) {
-    let n = checks.len();
-    match store.mfa_authenticate_batch(checks) {
-        Ok(answers) if answers.len() == n => {
-            for (reply, answer) in replies.drain(..).zip(answers) {
-                // The caller may have gone; its check is recorded all the same.
-                let _ = reply.send(answer);
-            }
-        }
-        outcome => {
-            match outcome {
-                Err(e) => tracing::error!(error = %e, requests = n,
-                    "the MFA replay-guard batch failed; none of its checks is accepted"),
-                Ok(answers) => tracing::error!(
-                    requests = n,
-                    answers = answers.len(),
-                    "the MFA replay-guard batch answered the wrong number of checks"
-                ),
-            }
-            for reply in replies.drain(..) {
-                let _ = reply.send(Err(StoreError::Internal(
-                    "the MFA replay-guard batch did not commit".into(),
-                )));
-            }
-        }
-    }
-    checks.clear();
-    replies.clear();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{CodeVerdict, DeviceKind, MfaDevice, MfaRefusal, OwnerRef, User};
     use crate::ids::{IamPath, UserName};
     use crate::mfa::TotpParams;
     use crate::mfa::lockout::LockoutPolicy;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{CodeVerdict, DeviceKind, MfaDevice, MfaRefusal, OwnerRef, User};
     use time::OffsetDateTime;
 
     const SERIAL: &str = "arn:aws:iam::123456789012:mfa/alice";
@@ -203,28 +143,17 @@ mod tests {
         store: &Arc<dyn Store>,
         owner: &OwnerRef,
         steps: &[u64],
-    ) -> (MfaGuard, Vec<Answer>) {
+    ) -> (MfaGuard, Vec<Result<MfaAttempt, BrokerError>>) {
         let (guard, thread) = MfaGuard::start(Arc::clone(store));
         let mut pending = Vec::new();
         for &step in steps {
-            let (tx, rx) = oneshot::channel();
-            assert!(
-                guard
-                    .tx
-                    .send(Msg::Check(code_at(owner, step), tx))
-                    .await
-                    .is_ok()
-            );
-            pending.push(rx);
+            pending.push(guard.writer.enqueue(code_at(owner, step)).await.unwrap());
         }
         guard.close().await;
-        tokio::task::spawn_blocking(move || thread.unwrap().join())
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(thread.join().await);
         let mut answers = Vec::new();
-        for rx in pending {
-            answers.push(rx.await.unwrap());
+        for p in pending {
+            answers.push(MfaGuard::answer(p.answer().await));
         }
         (guard, answers)
     }
@@ -274,10 +203,7 @@ mod tests {
         assert_eq!(store.mfa_lockout(&owner).unwrap().failures, 63);
         guard.close().await;
         drop(guard);
-        tokio::task::spawn_blocking(move || thread.unwrap().join())
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(thread.join().await);
     }
 
     #[tokio::test]
@@ -312,19 +238,18 @@ mod tests {
     async fn a_failed_commit_answers_every_request_with_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broker.db");
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-        let owner = setup(store.as_ref());
-        // From another connection: a trigger whose deferred foreign-key violation fails COMMIT
-        // once a step is written.
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute_batch(
+        let sqlite = SqliteStore::open(&path).unwrap();
+        let owner = setup(&sqlite);
+        // A trigger whose deferred foreign-key violation fails COMMIT once a step is written.
+        sqlite
+            .execute_batch_for_tests(
                 "CREATE TABLE parent (id INTEGER PRIMARY KEY);
                  CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
                  CREATE TRIGGER poison AFTER UPDATE ON mfa_devices
                  BEGIN INSERT INTO child VALUES (42); END;",
             )
             .unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         let (_, answers) = queue_then_close(&store, &owner, &[5, 5, 6]).await;
         for a in answers {
             assert!(a.is_err(), "nothing is accepted");

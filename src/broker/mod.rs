@@ -1,22 +1,28 @@
 //! Use cases. Each call is orchestrated here: authenticate → authorize → act → audit.
 //!
 //! The broker knows nothing of gRPC: it takes parsed requests and returns domain values or a
-//! [`BrokerError`]. Blocking store calls run on tokio's blocking pool, except the MFA checks of
-//! GetSessionToken/AssumeRole, which the replay guard's writer thread commits in groups
-//! ([`mfa_guard`]).
+//! [`BrokerError`]. Blocking store calls run on tokio's blocking pool, except the audit trail and
+//! the MFA checks of GetSessionToken/AssumeRole, which two batch writers ([`audit`],
+//! [`mfa_guard`], both built on `writer.rs`) commit in groups on their own threads.
+//!
+//! Lifecycle: [`Broker::start`] starts both writers and returns a [`BrokerHandle`] that owns their
+//! threads; [`BrokerHandle::shutdown`] is the one way to stop them (the server and the CLI both
+//! use it).
 
 pub mod actions;
 pub mod audit;
 mod auth;
 mod cache;
 mod iam;
+pub mod input;
 mod mfa;
 pub mod mfa_guard;
 mod policies;
 mod report;
 mod sts;
+mod writer;
 
-pub use auth::SignedCall;
+pub use auth::{Identified, SignedCall};
 pub use iam::{AccessKeyView, CreatedAccessKey, UserView};
 pub use mfa::{CreatedVirtualDevice, DeviceView, MfaProof, OTP_ISSUER, mfa_failed};
 pub use policies::{AuthorizeAnswer, SimulationResult, source_type_name};
@@ -25,9 +31,10 @@ pub use sts::{IssuedCredentials, SessionKeys};
 
 use crate::clock::SharedClock;
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{AuditEvent, Outcome, Store, StoreError, User};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{AccessKeyId, AccountId};
-use crate::store::{AuditEvent, Outcome, Store, StoreError, User};
+use crate::ids::{AccessKeyId, AccountId, ValidationError};
+use actions::{Resource, Rpc};
 use audit::AuditSink;
 use mfa_guard::MfaGuard;
 use std::net::SocketAddr;
@@ -74,7 +81,7 @@ pub enum Principal {
     User(User),
     /// A session of a role obtained with AssumeRole.
     AssumedRole {
-        role: crate::store::Role,
+        role: crate::domain::Role,
         session_name: String,
     },
 }
@@ -120,7 +127,6 @@ pub struct Broker {
     settings: BrokerSettings,
     audit: AuditSink,
     mfa_guard: MfaGuard,
-    mfa_guard_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     sessions: SessionKeys,
     policy_cache: policies::PolicyCache,
     identities: cache::IdentityCache,
@@ -135,20 +141,46 @@ impl std::fmt::Debug for Broker {
     }
 }
 
+/// A started broker and the writer threads it depends on (the audit trail, the MFA replay
+/// guard). Dropping it without [`BrokerHandle::shutdown`] leaves the threads to end on their own
+/// once the last reference to the broker is gone.
+#[derive(Debug)]
+pub struct BrokerHandle {
+    broker: Arc<Broker>,
+    audit_thread: writer::WriterThread,
+    mfa_guard_thread: writer::WriterThread,
+}
+
+impl BrokerHandle {
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops the broker's writers, once no call is in flight: answers every queued MFA check
+    /// (after its commit), then commits the audit trail, and waits for both threads to end.
+    /// Later MFA checks fail and later audit events are not recorded.
+    pub async fn shutdown(self) {
+        // The replay guard first: its callers' outcomes are audited, the audit trail last.
+        self.broker.mfa_guard.close().await;
+        self.mfa_guard_thread.join().await;
+        self.broker.audit.close().await;
+        self.audit_thread.join().await;
+    }
+}
+
 impl Broker {
-    pub fn new(
+    /// Starts the broker with its writer threads.
+    pub fn start(
         store: Arc<dyn Store>,
         master: Arc<MasterKey>,
         clock: SharedClock,
         account: AccountId,
         settings: BrokerSettings,
-        audit: AuditSink,
         sessions: SessionKeys,
-    ) -> Self {
-        // The replay guard's writer starts with the broker and is stopped by `close_mfa_guard`
-        // (or, at the latest, when the broker is dropped).
+    ) -> BrokerHandle {
+        let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
         let (mfa_guard, mfa_guard_thread) = MfaGuard::start(Arc::clone(&store));
-        Self {
+        let broker = Arc::new(Self {
             store,
             master,
             clock,
@@ -156,10 +188,14 @@ impl Broker {
             settings,
             audit,
             mfa_guard,
-            mfa_guard_thread: std::sync::Mutex::new(mfa_guard_thread),
             sessions,
             policy_cache: policies::PolicyCache::default(),
             identities: cache::IdentityCache::default(),
+        });
+        BrokerHandle {
+            broker,
+            audit_thread,
+            mfa_guard_thread,
         }
     }
 
@@ -173,25 +209,6 @@ impl Broker {
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
-    }
-
-    /// Commits the audit trail and stops its writer (at shutdown).
-    pub async fn close_audit(&self) {
-        self.audit.close().await;
-    }
-
-    /// Answers every queued MFA check, stops the replay guard's writer and waits for it to end
-    /// (at shutdown, once no call is in flight). MFA checks fail afterwards.
-    pub async fn close_mfa_guard(&self) {
-        self.mfa_guard.close().await;
-        let thread = self.mfa_guard_thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread
-            && tokio::task::spawn_blocking(move || t.join())
-                .await
-                .map_or(true, |joined| joined.is_err())
-        {
-            tracing::error!("the MFA replay-guard writer ended abnormally");
-        }
     }
 
     /// Waits until every audit event recorded so far is committed.
@@ -210,16 +227,10 @@ impl Broker {
         V: cache::Cached + Send + Sync + 'static,
         F: FnOnce(&dyn Store) -> Result<Option<V>, StoreError> + Send + 'static,
     {
-        if let Some(v) = self.identities.get::<V>(id) {
-            return Ok(Some(v));
-        }
-        let generation = self.identities.generation();
-        let Some(v) = self.blocking(read).await? else {
-            return Ok(None);
-        };
-        let v = Arc::new(v);
-        self.identities.put(generation, id, Arc::clone(&v));
-        Ok(Some(v))
+        self.identities
+            .of::<V>()
+            .get_or_load(id, async { Ok(self.blocking(read).await?.map(Arc::new)) })
+            .await
     }
 
     /// [`Broker::blocking`] for a write that changes or removes access keys, users or roles: the
@@ -283,6 +294,24 @@ impl Broker {
             .await;
     }
 
+    /// A request a door refused before calling a use case, as the answer to give. A refused
+    /// `GetSessionToken` duration is also audited with its reason, as the use case itself did
+    /// before durations were checked at the edge; the door records every call's outcome anyway.
+    pub async fn refuse_input(&self, caller: &Caller, rpc: Rpc, e: ValidationError) -> BrokerError {
+        let bad_duration = rpc == Rpc::GetSessionToken && e.field == "durationSeconds";
+        let e = BrokerError::from(e);
+        if bad_duration {
+            self.audit_caller(
+                caller,
+                rpc.action(),
+                Err(&e),
+                Some("bad duration".to_owned()),
+            )
+            .await;
+        }
+        e
+    }
+
     /// AWS's rules for GetSessionToken credentials: no IAM action unless the session has MFA
     /// (AWS answers `InvalidClientTokenId` there), and no STS action but `AssumeRole` and
     /// `GetCallerIdentity` (and the broker's own `Authorize`).
@@ -321,7 +350,8 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<(String, String, String), BrokerError> {
-        self.authorize(caller, "sts:GetCallerIdentity", "*").await?;
+        self.authorize(caller, Rpc::GetCallerIdentity, &Resource::any())
+            .await?;
         Ok((
             self.account.to_string(),
             caller.arn.clone(),
@@ -330,12 +360,71 @@ impl Broker {
     }
 }
 
-/// A request field that is required but was empty.
-pub fn required(field: &'static str) -> BrokerError {
-    BrokerError::new(
-        AwsCode::ValidationError,
-        format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ),
-    )
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::{CodeVerdict, MfaCheck, OwnerRef};
+    use crate::mfa::lockout::LockoutPolicy;
+    use crate::store::sqlite::SqliteStore;
+    use time::OffsetDateTime;
+
+    pub const NOW: i64 = 1_780_000_000;
+
+    /// A broker on an in-memory store, account 123456789012.
+    pub fn started() -> BrokerHandle {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let master = Arc::new(MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap());
+        let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+        let sessions = SessionKeys::load(store.as_ref(), &master, now).unwrap();
+        Broker::start(
+            store,
+            master,
+            Arc::new(ManualClock::at(NOW)),
+            AccountId::parse("123456789012").unwrap(),
+            BrokerSettings::new("us-east-1"),
+            sessions,
+        )
+    }
+
+    pub fn caller(principal: Principal, arn: &str) -> Caller {
+        Caller {
+            principal,
+            arn: arn.to_owned(),
+            user_id: "AIDAALICE".to_owned(),
+            access_key_id: AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap(),
+            source: None,
+            session: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_commits_the_audit_trail_and_stops_both_writers() {
+        let handle = started();
+        let broker = Arc::clone(handle.broker());
+        let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
+        for _ in 0..100 {
+            broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
+        }
+        handle.shutdown().await;
+        let trail = broker.store.recent_audit(1000).unwrap();
+        assert_eq!(trail.len(), 100, "every event recorded before shutdown");
+        let check = MfaCheck {
+            owner: OwnerRef::Root,
+            serial: "arn:aws:iam::123456789012:mfa/root".into(),
+            now: NOW,
+            policy: LockoutPolicy::default(),
+            check: Box::new(|_| CodeVerdict::Accepted {
+                step: 1,
+                drift: None,
+            }),
+        };
+        let after = broker.mfa_guard.authenticate(check).await;
+        assert!(
+            after.is_err(),
+            "the replay guard accepts nothing after shutdown"
+        );
+        broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
+        assert_eq!(broker.store.recent_audit(1000).unwrap().len(), 100);
+    }
 }

@@ -7,25 +7,40 @@
 //! `sts:GetSessionToken` need no permission, and `sts:AssumeRole` within the account is decided
 //! by the role's trust policy unless an identity policy explicitly denies it.
 //!
-//! Compiled policy sets are cached per principal and the whole cache is dropped on any change to
-//! policies, attachments or group membership, so a decision never uses a stale document.
+//! Compiled policy sets are cached per principal under the crate's one cache rule (`src/cache.rs`):
+//! every change to policies, attachments or group membership invalidates the whole cache after it
+//! commits, and a read that started before such a change is not remembered, so a decision made
+//! after a change has committed never uses the set from before it.
 
-use super::{Broker, Caller, Principal, SessionInfo, UserView, required};
-use crate::error::{AwsCode, BrokerError};
-use crate::ids::{self, GroupName, IamPath, PolicyName, RoleName, UserName, ValidationError};
-use crate::policy::{
-    self, Context, ContextEntry, ContextValue, Decision, EvalDecision, MatchedStatement, Number,
-    PolicyDocument, PolicyKind, PolicySource, Request, SourceType,
+use super::actions::{PolicyVerb, Resource, ResourceKind, Rpc};
+use super::input::{
+    Attachment, Authorize, CreateGroup, CreatePolicy, ForGroup, ForPolicy, GroupMembership,
+    InlinePolicy, ListAttachedPolicies, ListPolicies, PolicyScope, PrincipalName, PutInlinePolicy,
+    Simulate,
 };
-use crate::store::{Group, ManagedPolicy, PrincipalKind};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use super::{Broker, Caller, Principal, SessionInfo, UserView};
+use crate::cache::GenerationCache;
+use crate::domain::{Group, ManagedPolicy, PrincipalKind, StoreRules};
+use crate::error::{AwsCode, BrokerError};
+use crate::ids::{self, Arn, GroupName, IamPath, RoleName, UserName};
+use crate::policy::{
+    self, Context, ContextValue, Decision, EvalDecision, MatchedStatement, Number, PolicyDocument,
+    PolicyKind, PolicySource, Request, SourceType,
+};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Compiled identity policies per principal (`user:ID`, `role:ID`).
-#[derive(Default)]
-pub struct PolicyCache {
-    sets: RwLock<HashMap<String, Arc<Vec<PolicySource>>>>,
+/// Compiled identity policy sets per principal (`user:ID`, `role:ID`) that a call may be
+/// decided with.
+pub struct PolicyCache(GenerationCache<String, Arc<Vec<PolicySource>>>);
+
+/// Principals whose policy sets are remembered.
+const POLICY_CACHE_ENTRIES: usize = 65_536;
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        Self(GenerationCache::new(POLICY_CACHE_ENTRIES))
+    }
 }
 
 impl std::fmt::Debug for PolicyCache {
@@ -92,11 +107,10 @@ fn malformed(e: impl std::fmt::Display) -> BrokerError {
 }
 
 impl Broker {
-    /// Drops every cached policy set (after any policy, attachment or membership change).
+    /// Drops every cached policy set and refuses the sets of reads already under way (after any
+    /// policy, attachment or membership change has committed).
     fn invalidate_policies(&self) {
-        if let Ok(mut m) = self.policy_cache.sets.write() {
-            m.clear();
-        }
+        self.policy_cache.0.invalidate();
     }
 
     /// The compiled identity policies of a principal.
@@ -104,42 +118,48 @@ impl Broker {
         &self,
         principal: &Principal,
     ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
+        self.policies_for_with(principal, async {}).await
+    }
+
+    /// [`Broker::policies_for`], running `after_read` between the store read and the cache
+    /// insert (tests use it to commit a change exactly there).
+    async fn policies_for_with(
+        &self,
+        principal: &Principal,
+        after_read: impl std::future::Future<Output = ()>,
+    ) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
         let (kind, id) = match principal {
             Principal::Root => return Ok(Arc::new(Vec::new())),
-            Principal::User(u) => (PrincipalKind::User, u.id.clone()),
-            Principal::AssumedRole { role, .. } => (PrincipalKind::Role, role.id.clone()),
+            Principal::User(u) => (PrincipalKind::User, u.id.as_str()),
+            Principal::AssumedRole { role, .. } => (PrincipalKind::Role, role.id.as_str()),
         };
         let key = format!("{}:{id}", kind.as_str());
-        if let Some(hit) = self
-            .policy_cache
-            .sets
-            .read()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
-            return Ok(hit);
-        }
-        let stored = self
-            .blocking(move |s| s.effective_policies(kind, &id))
-            .await?;
-        let mut sources = Vec::with_capacity(stored.len());
-        for p in stored {
-            let (t, k) = source_type(p.source_type);
-            // SECURITY: a stored document that no longer parses fails the call closed.
-            let document = PolicyDocument::parse(&p.document, k).map_err(|e| {
-                BrokerError::internal(format!("stored policy {} does not parse: {e}", p.source_id))
-            })?;
-            sources.push(PolicySource {
-                id: p.source_id,
-                kind: t,
-                document: Arc::new(document),
-            });
-        }
-        let set = Arc::new(sources);
-        if let Ok(mut m) = self.policy_cache.sets.write() {
-            m.insert(key, Arc::clone(&set));
-        }
-        Ok(set)
+        let load = async {
+            let id = id.to_owned();
+            let stored = self
+                .blocking(move |s| s.effective_policies(kind, &id))
+                .await?;
+            after_read.await;
+            let mut sources = Vec::with_capacity(stored.len());
+            for p in stored {
+                let (t, k) = source_type(p.source_type);
+                // SECURITY: a stored document that no longer parses fails the call closed.
+                let document = PolicyDocument::parse(&p.document, k).map_err(|e| {
+                    BrokerError::internal(format!(
+                        "stored policy {} does not parse: {e}",
+                        p.source_id
+                    ))
+                })?;
+                sources.push(PolicySource {
+                    id: p.source_id,
+                    kind: t,
+                    document: Arc::new(document),
+                });
+            }
+            Ok::<_, BrokerError>(Some(Arc::new(sources)))
+        };
+        let set = self.policy_cache.0.get_or_load(key.as_str(), load).await?;
+        Ok(set.unwrap_or_default())
     }
 
     /// The request context of a call: API.md section 7, with AWS's presence rules for the MFA
@@ -207,11 +227,21 @@ impl Broker {
     pub(super) async fn authorize(
         &self,
         caller: &Caller,
-        action: &str,
-        resource: &str,
+        rpc: Rpc,
+        resource: &Resource,
     ) -> Result<(), BrokerError> {
+        // INVARIANT: the table row of `rpc` says what it is authorized on; a call site that
+        // passes another kind of resource is a bug, and fails closed.
+        if !rpc.admits(resource) {
+            return Err(BrokerError::internal(format!(
+                "{} was to be authorized on a {:?} resource",
+                rpc.action(),
+                resource.kind()
+            )));
+        }
+        let (action, resource) = (rpc.action(), resource.arn());
         Self::temporary_credential_limits(caller, action)?;
-        if matches!(action, "sts:GetCallerIdentity" | "sts:GetSessionToken")
+        if matches!(rpc, Rpc::GetCallerIdentity | Rpc::GetSessionToken)
             || matches!(caller.principal, Principal::Root)
         {
             return Ok(());
@@ -228,7 +258,7 @@ impl Broker {
                 ),
             )),
             // Within the account the role's trust policy decides AssumeRole.
-            EvalDecision::ImplicitDeny if action == "sts:AssumeRole" => Ok(()),
+            EvalDecision::ImplicitDeny if rpc == Rpc::AssumeRole => Ok(()),
             EvalDecision::ImplicitDeny => Err(BrokerError::new(
                 AwsCode::AccessDenied,
                 format!(
@@ -241,55 +271,43 @@ impl Broker {
 
     // ---------------------------------------------------------------- principals by name
 
-    fn arn(&self, kind: &str, path: &IamPath, name: &str) -> String {
-        format!(
-            "arn:aws:iam::{}:{kind}{}{name}",
-            self.account,
-            path.as_str()
-        )
+    fn arn(&self, kind: PrincipalKind, path: &IamPath, name: &str) -> Resource {
+        let kind = match kind {
+            PrincipalKind::User => ResourceKind::User,
+            PrincipalKind::Group => ResourceKind::Group,
+            PrincipalKind::Role => ResourceKind::Role,
+        };
+        Resource::named(kind, &self.account, path, name)
     }
 
-    /// Resolves a user, group or role by name to (unique id, ARN), authorizing `action` on it.
+    /// Resolves a user, group or role by name to (unique id, ARN), authorizing `rpc` on it.
     async fn principal_by_name(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        action: &str,
+        principal: &PrincipalName,
+        rpc: Rpc,
     ) -> Result<(String, String), BrokerError> {
-        let field = match kind {
-            PrincipalKind::User => "userName",
-            PrincipalKind::Group => "groupName",
-            PrincipalKind::Role => "roleName",
+        let (kind, name) = (principal.kind(), principal.as_str());
+        let found = match principal.clone() {
+            PrincipalName::User(n) => self
+                .blocking(move |s| s.get_user(&n))
+                .await?
+                .map(|u| (u.id.clone(), self.arn(kind, &u.path, u.name.as_str()))),
+            PrincipalName::Group(n) => self
+                .blocking(move |s| s.get_group(&n))
+                .await?
+                .map(|g| (g.id.clone(), self.arn(kind, &g.path, g.name.as_str()))),
+            PrincipalName::Role(n) => self
+                .blocking(move |s| s.get_role(&n))
+                .await?
+                .map(|r| (r.id.clone(), self.arn(kind, &r.path, r.name.as_str()))),
         };
-        if name.is_empty() {
-            return Err(required(field));
-        }
-        let found = match kind {
-            PrincipalKind::User => {
-                let n = UserName::parse(name)?;
-                self.blocking(move |s| s.get_user(&n))
-                    .await?
-                    .map(|u| (u.id.clone(), self.arn("user", &u.path, u.name.as_str())))
-            }
-            PrincipalKind::Group => {
-                let n = GroupName::parse(name)?;
-                self.blocking(move |s| s.get_group(&n))
-                    .await?
-                    .map(|g| (g.id.clone(), self.arn("group", &g.path, g.name.as_str())))
-            }
-            PrincipalKind::Role => {
-                let n = RoleName::parse(name)?;
-                self.blocking(move |s| s.get_role(&n))
-                    .await?
-                    .map(|r| (r.id.clone(), self.arn("role", &r.path, r.name.as_str())))
-            }
-        };
-        let arn = found.as_ref().map_or_else(
-            || self.arn(kind.as_str(), &IamPath::root(), name),
+        let resource = found.as_ref().map_or_else(
+            || self.arn(kind, &IamPath::root(), name),
             |(_, a)| a.clone(),
         );
-        self.authorize(caller, action, &arn).await?;
+        self.authorize(caller, rpc, &resource).await?;
+        let found = found.map(|(id, r)| (id, r.into_arn()));
         found.ok_or_else(|| {
             BrokerError::new(
                 AwsCode::NoSuchEntity,
@@ -304,19 +322,15 @@ impl Broker {
     pub async fn create_group(
         &self,
         caller: &Caller,
-        name: &str,
-        path: Option<&str>,
+        input: CreateGroup,
     ) -> Result<(Group, String), BrokerError> {
-        if name.is_empty() {
-            return Err(required("groupName"));
-        }
-        let name = GroupName::parse(name)?;
-        let path = path
-            .map(|p| IamPath::parse("path", p))
-            .transpose()?
-            .unwrap_or_else(IamPath::root);
-        let arn = self.arn("group", &path, name.as_str());
-        self.authorize(caller, "iam:CreateGroup", &arn).await?;
+        let CreateGroup {
+            group_name: name,
+            path,
+        } = input;
+        let resource = self.arn(PrincipalKind::Group, &path, name.as_str());
+        self.authorize(caller, Rpc::CreateGroup, &resource).await?;
+        let arn = resource.into_arn();
         let g = Group {
             id: ids::generate_unique_id("AGPA"),
             name,
@@ -332,12 +346,13 @@ impl Broker {
     pub async fn get_group(
         &self,
         caller: &Caller,
-        name: &str,
+        input: ForGroup,
     ) -> Result<(Group, String, Vec<UserView>), BrokerError> {
+        let name = input.group_name;
         let (id, arn) = self
-            .principal_by_name(caller, PrincipalKind::Group, name, "iam:GetGroup")
+            .principal_by_name(caller, &PrincipalName::Group(name.clone()), Rpc::GetGroup)
             .await?;
-        let n = GroupName::parse(name)?;
+        let n = name.clone();
         let group = self
             .blocking(move |s| s.get_group(&n))
             .await?
@@ -356,9 +371,10 @@ impl Broker {
     }
 
     /// `DeleteGroup`.
-    pub async fn delete_group(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
+    pub async fn delete_group(&self, caller: &Caller, input: ForGroup) -> Result<(), BrokerError> {
+        let group = PrincipalName::Group(input.group_name);
         let (id, _) = self
-            .principal_by_name(caller, PrincipalKind::Group, name, "iam:DeleteGroup")
+            .principal_by_name(caller, &group, Rpc::DeleteGroup)
             .await?;
         self.blocking(move |s| s.delete_group(&id)).await
     }
@@ -367,22 +383,18 @@ impl Broker {
     pub async fn group_membership(
         &self,
         caller: &Caller,
-        group: &str,
-        user: &str,
+        input: GroupMembership,
         add: bool,
     ) -> Result<(), BrokerError> {
-        let action = if add {
-            "iam:AddUserToGroup"
+        let rpc = if add {
+            Rpc::AddUserToGroup
         } else {
-            "iam:RemoveUserFromGroup"
+            Rpc::RemoveUserFromGroup
         };
-        let (gid, _) = self
-            .principal_by_name(caller, PrincipalKind::Group, group, action)
-            .await?;
-        if user.is_empty() {
-            return Err(required("userName"));
-        }
-        let n = UserName::parse(user)?;
+        let group = PrincipalName::Group(input.group_name);
+        let (gid, _) = self.principal_by_name(caller, &group, rpc).await?;
+        let user = input.user_name;
+        let n = user.clone();
         let u = self
             .blocking(move |s| s.get_user(&n))
             .await?
@@ -410,33 +422,26 @@ impl Broker {
     pub async fn create_policy(
         &self,
         caller: &Caller,
-        name: &str,
-        document: &str,
-        path: Option<&str>,
-        description: Option<&str>,
+        input: CreatePolicy,
     ) -> Result<ManagedPolicy, BrokerError> {
-        if name.is_empty() {
-            return Err(required("policyName"));
-        }
-        let name = PolicyName::parse(name)?;
-        let path = path
-            .map(|p| IamPath::parse("path", p))
-            .transpose()?
-            .unwrap_or_else(IamPath::root);
-        if document.is_empty() {
-            return Err(required("policyDocument"));
-        }
-        PolicyDocument::parse(document, PolicyKind::Managed).map_err(malformed)?;
-        let arn = self.arn("policy", &path, name.as_str());
-        self.authorize(caller, "iam:CreatePolicy", &arn).await?;
+        let CreatePolicy {
+            policy_name: name,
+            document,
+            path,
+            description,
+        } = input;
+        PolicyDocument::parse(&document, PolicyKind::Managed).map_err(malformed)?;
+        let resource = Resource::named(ResourceKind::Policy, &self.account, &path, name.as_str());
+        self.authorize(caller, Rpc::CreatePolicy, &resource).await?;
+        let arn = resource.into_arn();
         let now = self.clock.now();
         let p = ManagedPolicy {
             id: ids::generate_unique_id("ANPA"),
             arn,
             name,
             path,
-            document: document.to_owned(),
-            description: description.unwrap_or_default().to_owned(),
+            document,
+            description,
             created: now,
             updated: now,
             attachment_count: 0,
@@ -446,30 +451,20 @@ impl Broker {
         Ok(p)
     }
 
-    fn check_policy_arn(arn: &str) -> Result<(), BrokerError> {
-        if arn.is_empty() {
-            return Err(required("policyArn"));
-        }
-        if !(20..=2048).contains(&arn.len()) || !arn.starts_with("arn:") {
-            return Err(ValidationError::new(
-                "policyArn",
-                arn,
-                "Member must be an ARN of length 20 to 2048",
-            )
-            .into());
-        }
-        Ok(())
+    fn policy_resource(arn: &ids::PolicyArn) -> Resource {
+        Resource::known(ResourceKind::Policy, arn.as_str())
     }
 
     /// `GetPolicy`.
     pub async fn get_policy(
         &self,
         caller: &Caller,
-        arn: &str,
+        input: ForPolicy,
     ) -> Result<ManagedPolicy, BrokerError> {
-        Self::check_policy_arn(arn)?;
-        self.authorize(caller, "iam:GetPolicy", arn).await?;
-        let a = arn.to_owned();
+        let arn = input.policy_arn;
+        self.authorize(caller, Rpc::GetPolicy, &Self::policy_resource(&arn))
+            .await?;
+        let a = arn.to_string();
         self.blocking(move |s| s.get_managed_policy(&a))
             .await?
             .ok_or_else(|| {
@@ -481,10 +476,15 @@ impl Broker {
     }
 
     /// `DeletePolicy`: only an unattached policy.
-    pub async fn delete_policy(&self, caller: &Caller, arn: &str) -> Result<(), BrokerError> {
-        Self::check_policy_arn(arn)?;
-        self.authorize(caller, "iam:DeletePolicy", arn).await?;
-        let a = arn.to_owned();
+    pub async fn delete_policy(
+        &self,
+        caller: &Caller,
+        input: ForPolicy,
+    ) -> Result<(), BrokerError> {
+        let arn = input.policy_arn;
+        self.authorize(caller, Rpc::DeletePolicy, &Self::policy_resource(&arn))
+            .await?;
+        let a = arn.to_string();
         self.blocking(move |s| s.delete_managed_policy(&a)).await?;
         self.invalidate_policies();
         Ok(())
@@ -494,24 +494,15 @@ impl Broker {
     pub async fn list_policies(
         &self,
         caller: &Caller,
-        scope: Option<&str>,
-        only_attached: bool,
-        path_prefix: Option<&str>,
+        input: ListPolicies,
     ) -> Result<Vec<ManagedPolicy>, BrokerError> {
-        let scope = scope.unwrap_or("All");
-        if !matches!(scope, "All" | "AWS" | "Local") {
-            return Err(ValidationError::new(
-                "scope",
-                scope,
-                "Member must satisfy enum value set: [All, AWS, Local]",
-            )
-            .into());
-        }
-        self.authorize(caller, "iam:ListPolicies", "*").await?;
-        if scope == "AWS" {
+        self.authorize(caller, Rpc::ListPolicies, &Resource::any())
+            .await?;
+        if input.scope == PolicyScope::Aws {
             return Ok(Vec::new());
         }
-        let prefix = path_prefix.unwrap_or("/").to_owned();
+        let only_attached = input.only_attached;
+        let prefix = input.path_prefix.as_str().to_owned();
         self.blocking(move |s| s.list_managed_policies(only_attached, &prefix))
             .await
     }
@@ -520,22 +511,19 @@ impl Broker {
     pub async fn attachment(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_arn: &str,
+        input: Attachment,
         attach: bool,
     ) -> Result<(), BrokerError> {
-        Self::check_policy_arn(policy_arn)?;
-        let verb = if attach { "Attach" } else { "Detach" };
-        let noun = match kind {
-            PrincipalKind::User => "User",
-            PrincipalKind::Group => "Group",
-            PrincipalKind::Role => "Role",
+        let kind = input.principal.kind();
+        let verb = if attach {
+            PolicyVerb::Attach
+        } else {
+            PolicyVerb::Detach
         };
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &format!("iam:{verb}{noun}Policy"))
+            .principal_by_name(caller, &input.principal, Rpc::principal_policy(verb, kind))
             .await?;
-        let arn = policy_arn.to_owned();
+        let arn = input.policy_arn.to_string();
         if attach {
             self.blocking(move |s| s.attach_policy(&arn, kind, &id))
                 .await?;
@@ -551,52 +539,38 @@ impl Broker {
     pub async fn list_attached(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
+        input: ListAttachedPolicies,
     ) -> Result<Vec<(String, String)>, BrokerError> {
+        let kind = input.principal.kind();
         let (id, _) = self
-            .principal_by_name(caller, kind, name, "iam:ListAttachedUserPolicies")
+            .principal_by_name(caller, &input.principal, Rpc::ListAttachedUserPolicies)
             .await?;
         self.blocking(move |s| s.attached_policies(kind, &id)).await
     }
 
     // ---------------------------------------------------------------- inline policies
 
-    fn inline_action(verb: &str, kind: PrincipalKind) -> String {
-        let noun = match kind {
-            PrincipalKind::User => "User",
-            PrincipalKind::Group => "Group",
-            PrincipalKind::Role => "Role",
-        };
-        format!("iam:{verb}{noun}Policy")
-    }
-
     /// `Put{User,Group,Role}Policy`.
     pub async fn put_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
-        document: &str,
+        input: PutInlinePolicy,
     ) -> Result<(), BrokerError> {
-        if policy_name.is_empty() {
-            return Err(required("policyName"));
-        }
-        let pname = PolicyName::parse(policy_name)?;
-        if document.is_empty() {
-            return Err(required("policyDocument"));
-        }
+        let PutInlinePolicy {
+            principal,
+            policy_name: pname,
+            document,
+        } = input;
+        let kind = principal.kind();
         let doc_kind = match kind {
             PrincipalKind::User => PolicyKind::UserInline,
             PrincipalKind::Group => PolicyKind::GroupInline,
             PrincipalKind::Role => PolicyKind::RoleInline,
         };
-        PolicyDocument::parse(document, doc_kind).map_err(malformed)?;
-        let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Put", kind))
-            .await?;
-        let doc = document.to_owned();
+        PolicyDocument::parse(&document, doc_kind).map_err(malformed)?;
+        let rpc = Rpc::principal_policy(PolicyVerb::Put, kind);
+        let (id, _) = self.principal_by_name(caller, &principal, rpc).await?;
+        let doc = document;
         self.blocking(move |s| s.put_inline_policy(kind, &id, pname.as_str(), &doc))
             .await?;
         self.invalidate_policies();
@@ -607,13 +581,13 @@ impl Broker {
     pub async fn get_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
+        input: InlinePolicy,
     ) -> Result<(String, String), BrokerError> {
-        let pname = PolicyName::parse(policy_name)?;
+        let kind = input.principal.kind();
+        let (pname, policy_name) = (input.policy_name.clone(), input.policy_name);
+        let rpc = Rpc::principal_policy(PolicyVerb::Get, kind);
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Get", kind))
+            .principal_by_name(caller, &input.principal, rpc)
             .await?;
         self.blocking(move |s| s.get_inline_policy(kind, &id, pname.as_str()))
             .await?
@@ -632,13 +606,13 @@ impl Broker {
     pub async fn delete_inline(
         &self,
         caller: &Caller,
-        kind: PrincipalKind,
-        name: &str,
-        policy_name: &str,
+        input: InlinePolicy,
     ) -> Result<(), BrokerError> {
-        let pname = PolicyName::parse(policy_name)?;
+        let kind = input.principal.kind();
+        let pname = input.policy_name;
+        let rpc = Rpc::principal_policy(PolicyVerb::Delete, kind);
         let (id, _) = self
-            .principal_by_name(caller, kind, name, &Self::inline_action("Delete", kind))
+            .principal_by_name(caller, &input.principal, rpc)
             .await?;
         self.blocking(move |s| s.delete_inline_policy(kind, &id, pname.as_str()))
             .await?;
@@ -652,32 +626,37 @@ impl Broker {
     pub async fn simulate(
         &self,
         caller: &Caller,
-        principal_arn: Option<&str>,
-        inputs: &[String],
-        actions: &[String],
-        resources: &[String],
-        entries: &[ContextEntry],
+        input: Simulate,
     ) -> Result<Vec<SimulationResult>, BrokerError> {
-        policy::limits::check_simulation(principal_arn, inputs, actions, resources, entries)?;
-        let action = if principal_arn.is_some() {
-            "iam:SimulatePrincipalPolicy"
-        } else {
-            "iam:SimulateCustomPolicy"
+        policy::limits::check_simulation(
+            input.policy_source.as_ref().map(Arn::as_str),
+            &input.policy_inputs,
+            &input.action_names,
+            &input.resource_arns,
+            &input.context,
+        )?;
+        let (rpc, resource) = match &input.policy_source {
+            Some(arn) => (
+                Rpc::SimulatePrincipalPolicy,
+                Resource::known(ResourceKind::PolicySource, arn.as_str()),
+            ),
+            None => (Rpc::SimulateCustomPolicy, Resource::any()),
         };
-        self.authorize(caller, action, principal_arn.unwrap_or("*"))
-            .await?;
-        if actions.is_empty() {
-            return Err(required("actionNames"));
-        }
-        for a in actions {
+        self.authorize(caller, rpc, &resource).await?;
+        let Simulate {
+            policy_source,
+            policy_inputs: inputs,
+            action_names: actions,
+            resource_arns: resources,
+            context: entries,
+        } = input;
+        let principal_arn = policy_source.as_ref().map(Arn::as_str);
+        for a in &actions {
             policy::validate_action_name(a)
                 .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         }
-        if principal_arn.is_none() && inputs.is_empty() {
-            return Err(required("policyInputList"));
-        }
         let mut sources = Vec::new();
-        if let Some(arn) = principal_arn {
+        if let Some(arn) = &policy_source {
             sources.extend(self.policies_of_arn(arn).await?.iter().cloned());
         }
         for (i, text) in inputs.iter().enumerate() {
@@ -688,15 +667,15 @@ impl Broker {
                 document: Arc::new(doc),
             });
         }
-        let context = Context::from_entries(entries)
+        let context = Context::from_entries(&entries)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
         let resources: Vec<String> = if resources.is_empty() {
             vec!["*".to_owned()]
         } else {
-            resources.to_vec()
+            resources
         };
         let principal = principal_arn.unwrap_or_default().to_owned();
-        let grid = policy::evaluate_grid(sources, actions.to_vec(), resources, principal, context)
+        let grid = policy::evaluate_grid(sources, actions, resources, principal, context)
             .await
             .map_err(BrokerError::internal)?;
         Ok(grid
@@ -710,15 +689,19 @@ impl Broker {
     }
 
     /// The identity policies of a user, group or role named by ARN.
-    async fn policies_of_arn(&self, arn: &str) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
-        let prefix = format!("arn:aws:iam::{}:", self.account);
+    async fn policies_of_arn(&self, arn: &Arn) -> Result<Arc<Vec<PolicySource>>, BrokerError> {
         let not_found = || {
             BrokerError::new(
                 AwsCode::NoSuchEntity,
                 format!("The entity {arn} cannot be found."),
             )
         };
-        let rest = arn.strip_prefix(&prefix).ok_or_else(not_found)?;
+        let in_account = (arn.partition(), arn.service(), arn.region(), arn.account())
+            == ("aws", "iam", "", self.account.as_str());
+        if !in_account {
+            return Err(not_found());
+        }
+        let rest = arn.resource();
         let name = rest.rsplit('/').next().unwrap_or_default();
         let (kind, id) = if rest.starts_with("user/") {
             let n = UserName::parse(name)?;
@@ -768,26 +751,20 @@ impl Broker {
     pub async fn authorize_token(
         &self,
         caller: &Caller,
-        token: &str,
-        action: &str,
-        resource: &str,
-        entries: &[ContextEntry],
+        input: Authorize,
     ) -> Result<AuthorizeAnswer, BrokerError> {
-        policy::limits::check_authorize(action, resource, entries)?;
-        self.authorize(caller, "sts:Authorize", "*").await?;
-        if token.is_empty() {
-            return Err(required("sessionToken"));
-        }
-        if action.is_empty() {
-            return Err(required("action"));
-        }
+        policy::limits::check_authorize(&input.action, &input.resource, &input.context)?;
+        self.authorize(caller, Rpc::Authorize, &Resource::any())
+            .await?;
+        let (action, resource, entries) = (
+            input.action.as_str(),
+            input.resource.as_str(),
+            input.context.as_slice(),
+        );
         policy::validate_action_name(action)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
-        if resource.is_empty() {
-            return Err(required("resource"));
-        }
         let (principal, session) = self
-            .resolve_session(token, None)
+            .resolve_session(&input.session_token, None)
             .await
             .map_err(|(e, _)| e)?;
         let subject = Caller {
@@ -838,5 +815,59 @@ impl Broker {
             mfa_present: mfa_time.is_some(),
             mfa_age_seconds: mfa_time.map(|t| (now.unix_timestamp() - t).max(0)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::tests::{NOW, caller, started};
+    use crate::domain::User;
+
+    fn statement(effect: &str) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Action":"iam:ListUsers","Resource":"*"}}]}}"#
+        )
+    }
+
+    /// A read of alice's policy set that started before a PutUserPolicy adding a Deny and
+    /// finishes after it must not leave the old set in the cache: her next call is denied.
+    #[tokio::test]
+    async fn a_policy_read_that_raced_a_policy_write_does_not_bring_the_old_set_back() {
+        let handle = started();
+        let b = handle.broker();
+        let root = caller(Principal::Root, "arn:aws:iam::123456789012:root");
+        let user = User {
+            id: "AIDAALICE".to_owned(),
+            name: UserName::parse("alice").unwrap(),
+            path: IamPath::root(),
+            created: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        };
+        b.store.create_user(&user).unwrap();
+        let alice = caller(
+            Principal::User(user),
+            "arn:aws:iam::123456789012:user/alice",
+        );
+        let inline = |name: &str, effect: &str| PutInlinePolicy {
+            principal: PrincipalName::User(UserName::parse("alice").unwrap()),
+            policy_name: ids::PolicyName::parse(name).unwrap(),
+            document: statement(effect),
+        };
+        b.put_inline(&root, inline("allow", "Allow")).await.unwrap();
+        // The read sees only the Allow; the Deny commits before the read stores its result.
+        let commit_deny = async {
+            b.put_inline(&root, inline("deny", "Deny")).await.unwrap();
+        };
+        let raced = b
+            .policies_for_with(&alice.principal, commit_deny)
+            .await
+            .unwrap();
+        assert_eq!(raced.len(), 1, "the read happened before the Deny");
+        let users = Resource::all_under(ResourceKind::UsersUnder, b.account(), "/");
+        let after = b.authorize(&alice, Rpc::ListUsers, &users).await;
+        let err = after.expect_err("the Deny committed before this call must apply");
+        assert_eq!(err.code, AwsCode::AccessDenied);
+        assert!(err.message.contains("explicit deny"), "{}", err.message);
+        handle.shutdown().await;
     }
 }

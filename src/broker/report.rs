@@ -1,9 +1,10 @@
 //! Status reports (`GetAccountSummary`, the credential report) and offline root recovery.
 
+use super::actions::{Resource, Rpc};
 use super::{Broker, Caller, access_key_binding};
+use crate::domain::{AuditEvent, Outcome, OwnerRef, Quota, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId};
-use crate::store::{AuditEvent, Outcome, OwnerRef};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use time::{Duration, OffsetDateTime};
@@ -82,12 +83,16 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<BTreeMap<String, i64>, BrokerError> {
-        self.authorize(caller, "iam:GetAccountSummary", "*").await?;
+        self.authorize(caller, Rpc::GetAccountSummary, &Resource::any())
+            .await?;
         let c = self.blocking(|s| s.account_counts()).await?;
         let mut m = BTreeMap::new();
         m.insert("Users".to_owned(), c.users);
         m.insert("UsersQuota".to_owned(), 5000);
-        m.insert("AccessKeysPerUserQuota".to_owned(), 2);
+        m.insert(
+            "AccessKeysPerUserQuota".to_owned(),
+            i64::from(Quota::AccessKeysPerUser.limit()),
+        );
         m.insert("MFADevices".to_owned(), c.mfa_devices);
         m.insert("MFADevicesInUse".to_owned(), c.mfa_devices_in_use);
         m.insert(
@@ -103,7 +108,7 @@ impl Broker {
 
     fn build_report(
         &self,
-        rows: &[crate::store::CredentialRow],
+        rows: &[crate::domain::CredentialRow],
         account_created: Option<OffsetDateTime>,
     ) -> Vec<u8> {
         let mut out = REPORT_COLUMNS.join(",");
@@ -149,7 +154,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<&'static str, BrokerError> {
-        self.authorize(caller, "iam:GenerateCredentialReport", "*")
+        self.authorize(caller, Rpc::GenerateCredentialReport, &Resource::any())
             .await?;
         let now = self.clock.now();
         let existing = self.blocking(|s| s.credential_report()).await?;
@@ -173,7 +178,7 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<CredentialReport, BrokerError> {
-        self.authorize(caller, "iam:GetCredentialReport", "*")
+        self.authorize(caller, Rpc::GetCredentialReport, &Resource::any())
             .await?;
         let (generated, csv) = self.blocking(|s| s.credential_report()).await?.ok_or_else(|| {
             BrokerError::new(
@@ -204,9 +209,9 @@ impl Broker {
             .blocking(|s| s.list_access_keys(&OwnerRef::Root))
             .await?;
         let mut deleted_key = None;
-        if keys.len() >= 2
-            && let Some(oldest) = keys.first()
-        {
+        let at_quota =
+            u32::try_from(keys.len()).unwrap_or(u32::MAX) >= Quota::AccessKeysPerUser.limit();
+        if at_quota && let Some(oldest) = keys.first() {
             let id = oldest.id.clone();
             self.blocking_identity_change(move |s| s.delete_access_key(&OwnerRef::Root, &id))
                 .await?;

@@ -7,15 +7,20 @@
 //! documentation says role sessions carry no MFA context; the issue asks for this choice, and it
 //! is what lets policies on role sessions require MFA at all.
 
-use super::{Broker, Caller, Principal, SessionInfo, required};
+use super::actions::{Resource, ResourceKind, Rpc};
+use super::input::{
+    AssumeRole, CreateRole, ForRole, GetSessionToken, RevokeSessions, RevokeTarget,
+    UpdateAssumeRolePolicy,
+};
+use super::{Broker, Caller, Principal, SessionInfo};
 use crate::credentials::{
     self, KeyRing, SESSION_KEY_LEN, SessionClaims, SessionKind, TokenError, Validation,
 };
 use crate::crypto::{Binding, MasterKey};
+use crate::domain::{Role, Store, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{self, AccessKeyId, IamPath, RoleName, UserName, ValidationError};
+use crate::ids::{self, AccessKeyId, IamPath, RoleName, SessionDuration};
 use crate::policy::{self, Context, PolicyDocument, PolicyKind, PrincipalInfo};
-use crate::store::{Role, Store, User};
 use std::collections::HashMap;
 use std::sync::RwLock;
 use time::{Duration, OffsetDateTime};
@@ -128,32 +133,6 @@ fn both_or_neither() -> BrokerError {
     )
 }
 
-fn duration_error(value: i32, constraint: &str) -> BrokerError {
-    ValidationError::new(
-        "durationSeconds",
-        &value.to_string(),
-        format!("Member must have value {constraint}"),
-    )
-    .into()
-}
-
-fn non_empty(v: Option<&str>) -> Option<&str> {
-    v.filter(|s| !s.is_empty())
-}
-
-/// Parses `arn:aws:iam::ACCOUNT:role/path/NAME` into (account, path, name).
-fn parse_role_arn(arn: &str) -> Option<(&str, String, &str)> {
-    let rest = arn.strip_prefix("arn:aws:iam::")?;
-    let (account, resource) = rest.split_once(':')?;
-    let path_and_name = resource.strip_prefix("role")?;
-    if !path_and_name.starts_with('/') {
-        return None;
-    }
-    let slash = path_and_name.rfind('/')?;
-    let (path, name) = (&path_and_name[..=slash], &path_and_name[slash + 1..]);
-    Some((account, path.to_owned(), name))
-}
-
 impl Broker {
     fn token_validation(&self) -> Validation {
         Validation {
@@ -249,11 +228,15 @@ impl Broker {
     }
 
     fn role_arn(&self, role: &Role) -> String {
-        format!(
-            "arn:aws:iam::{}:role{}{}",
-            self.account,
-            role.path.as_str(),
-            role.name
+        self.role_resource(role).into_arn()
+    }
+
+    fn role_resource(&self, role: &Role) -> Resource {
+        Resource::named(
+            ResourceKind::Role,
+            &self.account,
+            &role.path,
+            role.name.as_str(),
         )
     }
 
@@ -302,33 +285,22 @@ impl Broker {
     pub async fn get_session_token(
         &self,
         caller: &Caller,
-        duration: Option<i32>,
-        serial: Option<&str>,
-        code: Option<&str>,
+        input: GetSessionToken,
     ) -> Result<IssuedCredentials, BrokerError> {
-        const ACTION: &str = "sts:GetSessionToken";
-        self.authorize(caller, ACTION, "*").await?;
+        const RPC: Rpc = Rpc::GetSessionToken;
+        const ACTION: &str = RPC.action();
+        self.authorize(caller, RPC, &Resource::any()).await?;
         let is_root = matches!(caller.principal, Principal::Root);
-        let seconds = match duration {
+        let seconds = match input.duration.map(SessionDuration::seconds) {
             None if is_root => 3600,
             None => 43_200,
-            Some(d) if d < 900 => {
-                let e = duration_error(d, "greater than or equal to 900");
-                self.audit_refusal(caller, ACTION, &e, "bad duration").await;
-                return Err(e);
-            }
-            Some(d) if d > 129_600 => {
-                let e = duration_error(d, "less than or equal to 129600");
-                self.audit_refusal(caller, ACTION, &e, "bad duration").await;
-                return Err(e);
-            }
             // AWS clamps the account owner's sessions to one hour rather than refusing.
-            Some(d) if is_root => i64::from(d).min(3600),
-            Some(d) => i64::from(d),
+            Some(d) if is_root => d.min(3600),
+            Some(d) => d,
         };
-        let mfa = match (non_empty(serial), non_empty(code)) {
+        let mfa = match (&input.mfa.serial, &input.mfa.code) {
             (None, None) => None,
-            (Some(s), Some(c)) => Some(self.verify_mfa(caller, s, c, ACTION).await?),
+            (Some(s), Some(c)) => Some(self.verify_mfa(caller, s, c, RPC).await?),
             _ => {
                 let e = both_or_neither();
                 self.audit_refusal(
@@ -373,56 +345,18 @@ impl Broker {
     }
 
     /// `AssumeRole`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "mirrors AWS's request members one to one"
-    )]
     pub async fn assume_role(
         &self,
         caller: &Caller,
-        role_arn: &str,
-        session_name: &str,
-        duration: Option<i32>,
-        serial: Option<&str>,
-        code: Option<&str>,
-        session_policy: Option<&str>,
+        input: AssumeRole,
     ) -> Result<(IssuedCredentials, AssumedRoleUser), BrokerError> {
-        const ACTION: &str = "sts:AssumeRole";
-        if role_arn.is_empty() {
-            return Err(required("roleArn"));
-        }
-        if !(20..=2048).contains(&role_arn.len()) {
-            return Err(ValidationError::new(
-                "roleArn",
-                role_arn,
-                "Member must have length between 20 and 2048",
-            )
-            .into());
-        }
-        if session_name.is_empty() {
-            return Err(required("roleSessionName"));
-        }
-        let name_ok = (2..=64).contains(&session_name.len())
-            && session_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-        if !name_ok {
-            return Err(ValidationError::new(
-                "roleSessionName",
-                session_name,
-                r"Member must satisfy regular expression pattern: [\w+=,.@-]* with length 2 to 64",
-            )
-            .into());
-        }
-        if let Some(d) = duration {
-            if d < 900 {
-                return Err(duration_error(d, "greater than or equal to 900"));
-            }
-            if d > 43_200 {
-                return Err(duration_error(d, "less than or equal to 43200"));
-            }
-        }
-        self.authorize(caller, ACTION, role_arn).await?;
+        const RPC: Rpc = Rpc::AssumeRole;
+        const ACTION: &str = RPC.action();
+        let role_arn = input.role_arn.as_str();
+        let session_name = &input.session_name;
+        let session_policy = input.policy.as_deref().filter(|p| !p.is_empty());
+        self.authorize(caller, RPC, &Resource::known(ResourceKind::Role, role_arn))
+            .await?;
         if matches!(caller.principal, Principal::Root) {
             return Err(BrokerError::new(
                 AwsCode::AccessDenied,
@@ -431,24 +365,21 @@ impl Broker {
         }
         let denied = || BrokerError::access_denied(&caller.arn, ACTION, role_arn);
         // An unknown role answers like a refused one, so roles cannot be enumerated.
-        let role = match parse_role_arn(role_arn) {
-            Some((account, _, name)) if account == self.account.as_str() => {
-                match RoleName::parse(name) {
-                    Ok(n) => self.blocking(move |s| s.get_role(&n)).await?,
-                    Err(_) => None,
-                }
-            }
-            _ => None,
+        let role = if input.role_arn.account() == self.account.as_str() {
+            let n = input.role_arn.name().clone();
+            self.blocking(move |s| s.get_role(&n)).await?
+        } else {
+            None
         };
         let Some(role) = role.filter(|r| self.role_arn(r) == role_arn) else {
             let e = denied();
             self.audit_refusal(caller, ACTION, &e, "no such role").await;
             return Err(e);
         };
-        let mfa_time = match (non_empty(serial), non_empty(code)) {
+        let mfa_time = match (&input.mfa.serial, &input.mfa.code) {
             (None, None) => caller.session.as_ref().and_then(SessionInfo::mfa_auth_time),
             (Some(s), Some(c)) => Some(
-                self.verify_mfa(caller, s, c, ACTION)
+                self.verify_mfa(caller, s, c, RPC)
                     .await?
                     .verified_at
                     .unix_timestamp(),
@@ -498,7 +429,10 @@ impl Broker {
         }
 
         let chained = matches!(caller.principal, Principal::AssumedRole { .. });
-        let seconds = i64::from(duration.unwrap_or(3600));
+        let seconds = input
+            .duration
+            .unwrap_or_else(SessionDuration::one_hour)
+            .seconds();
         if seconds > role.max_session_duration {
             return Err(BrokerError::new(
                 AwsCode::ValidationError,
@@ -511,7 +445,7 @@ impl Broker {
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
             ));
         }
-        let packed_policy_size = match non_empty(session_policy) {
+        let packed_policy_size = match session_policy {
             Some(p) => {
                 PolicyDocument::parse(p, PolicyKind::Session).map_err(|e| {
                     BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string())
@@ -547,7 +481,7 @@ impl Broker {
             role_id: Some(role.id.clone()),
             src: Some(source),
             chained,
-            policy: non_empty(session_policy).map(str::to_owned),
+            policy: session_policy.map(str::to_owned),
         };
         let issued = self.mint(claims)?;
         self.audit_issuance(caller, ACTION, &issued, mfa_time.map(|_| "verified"))
@@ -606,43 +540,27 @@ impl Broker {
     pub async fn create_role(
         &self,
         caller: &Caller,
-        name: &str,
-        trust_policy: &str,
-        max_session_duration: Option<i32>,
-        path: Option<&str>,
-        description: Option<&str>,
+        input: CreateRole,
     ) -> Result<Role, BrokerError> {
-        if name.is_empty() {
-            return Err(required("roleName"));
-        }
-        let name = RoleName::parse(name)?;
-        let path = match path {
-            Some(p) => IamPath::parse("path", p)?,
-            None => IamPath::root(),
-        };
-        if trust_policy.is_empty() {
-            return Err(required("assumeRolePolicyDocument"));
-        }
-        PolicyDocument::parse(trust_policy, PolicyKind::Trust)
+        let CreateRole {
+            role_name: name,
+            trust_policy,
+            max_session_duration,
+            path,
+            description,
+        } = input;
+        PolicyDocument::parse(&trust_policy, PolicyKind::Trust)
             .map_err(|e| BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string()))?;
-        let max = i64::from(max_session_duration.unwrap_or(3600));
-        if !(3600..=43_200).contains(&max) {
-            return Err(ValidationError::new(
-                "maxSessionDuration",
-                &max.to_string(),
-                "Member must have value between 3600 and 43200",
-            )
-            .into());
-        }
-        let arn = format!("arn:aws:iam::{}:role{}{name}", self.account, path.as_str());
-        self.authorize(caller, "iam:CreateRole", &arn).await?;
+        let max = max_session_duration.seconds();
+        let resource = Resource::named(ResourceKind::Role, &self.account, &path, name.as_str());
+        self.authorize(caller, Rpc::CreateRole, &resource).await?;
         let role = Role {
             id: ids::generate_unique_id("AROA"),
             name,
             path,
-            trust_policy: trust_policy.to_owned(),
+            trust_policy,
             max_session_duration: max,
-            description: description.unwrap_or_default().to_owned(),
+            description,
             created: self.clock.now(),
         };
         let r = role.clone();
@@ -653,20 +571,21 @@ impl Broker {
     async fn find_role(
         &self,
         caller: &Caller,
-        name: &str,
-        action: &str,
+        n: &RoleName,
+        rpc: Rpc,
     ) -> Result<Role, BrokerError> {
-        if name.is_empty() {
-            return Err(required("roleName"));
-        }
-        let n = RoleName::parse(name)?;
-        let arn = format!("arn:aws:iam::{}:role/{n}", self.account);
+        let unknown = Resource::named(
+            ResourceKind::Role,
+            &self.account,
+            &IamPath::root(),
+            n.as_str(),
+        );
         let lookup = n.clone();
         let found = self.blocking(move |s| s.get_role(&lookup)).await?;
         self.authorize(
             caller,
-            action,
-            &found.as_ref().map_or(arn, |r| self.role_arn(r)),
+            rpc,
+            &found.as_ref().map_or(unknown, |r| self.role_resource(r)),
         )
         .await?;
         found.ok_or_else(|| {
@@ -681,9 +600,11 @@ impl Broker {
     pub async fn get_role(
         &self,
         caller: &Caller,
-        name: &str,
+        input: ForRole,
     ) -> Result<(Role, String), BrokerError> {
-        let role = self.find_role(caller, name, "iam:GetRole").await?;
+        let role = self
+            .find_role(caller, &input.role_name, Rpc::GetRole)
+            .await?;
         let arn = self.role_arn(&role);
         Ok((role, arn))
     }
@@ -694,8 +615,10 @@ impl Broker {
     }
 
     /// `DeleteRole`.
-    pub async fn delete_role(&self, caller: &Caller, name: &str) -> Result<(), BrokerError> {
-        let role = self.find_role(caller, name, "iam:DeleteRole").await?;
+    pub async fn delete_role(&self, caller: &Caller, input: ForRole) -> Result<(), BrokerError> {
+        let role = self
+            .find_role(caller, &input.role_name, Rpc::DeleteRole)
+            .await?;
         self.blocking_identity_change(move |s| s.delete_role(&role.name))
             .await
     }
@@ -704,18 +627,14 @@ impl Broker {
     pub async fn update_assume_role_policy(
         &self,
         caller: &Caller,
-        name: &str,
-        document: &str,
+        input: UpdateAssumeRolePolicy,
     ) -> Result<(), BrokerError> {
         let role = self
-            .find_role(caller, name, "iam:UpdateAssumeRolePolicy")
+            .find_role(caller, &input.role_name, Rpc::UpdateAssumeRolePolicy)
             .await?;
-        if document.is_empty() {
-            return Err(required("policyDocument"));
-        }
-        PolicyDocument::parse(document, PolicyKind::Trust)
+        PolicyDocument::parse(&input.document, PolicyKind::Trust)
             .map_err(|e| BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string()))?;
-        let doc = document.to_owned();
+        let doc = input.document;
         self.blocking_identity_change(move |s| s.update_trust_policy(&role.name, &doc))
             .await
     }
@@ -726,20 +645,22 @@ impl Broker {
     pub async fn revoke_sessions(
         &self,
         caller: &Caller,
-        user_name: Option<&str>,
-        role_name: Option<&str>,
-        issued_before: Option<OffsetDateTime>,
+        input: RevokeSessions,
     ) -> Result<(), BrokerError> {
-        let arn = match (non_empty(user_name), non_empty(role_name)) {
-            (Some(u), None) => {
-                let name = UserName::parse(u)?;
+        let arn = match input.target {
+            RevokeTarget::User(name) => {
                 let lookup = name.clone();
                 let user = self.blocking(move |s| s.get_user(&lookup)).await?;
                 let arn = match &user {
                     Some(u) => ids::user_arn(&self.account, &u.path, &u.name),
                     None => ids::user_arn(&self.account, &IamPath::root(), &name),
                 };
-                self.authorize(caller, "iam:RevokeSessions", &arn).await?;
+                self.authorize(
+                    caller,
+                    Rpc::RevokeSessions,
+                    &Resource::known(ResourceKind::User, arn.as_str()),
+                )
+                .await?;
                 user.ok_or_else(|| {
                     BrokerError::new(
                         AwsCode::NoSuchEntity,
@@ -748,18 +669,13 @@ impl Broker {
                 })?;
                 arn
             }
-            (None, Some(r)) => {
-                let role = self.find_role(caller, r, "iam:RevokeSessions").await?;
+            RevokeTarget::Role(r) => {
+                let role = self.find_role(caller, &r, Rpc::RevokeSessions).await?;
                 self.role_arn(&role)
             }
-            _ => {
-                return Err(BrokerError::new(
-                    AwsCode::ValidationError,
-                    "1 validation error detected: exactly one of 'userName' and 'roleName' must be given",
-                ));
-            }
         };
-        let before = issued_before
+        let before = input
+            .issued_before
             .unwrap_or_else(|| self.clock.now())
             .unix_timestamp();
         let key = arn.clone();
@@ -778,7 +694,8 @@ impl Broker {
         &self,
         caller: &Caller,
     ) -> Result<(String, String), BrokerError> {
-        self.authorize(caller, "iam:RotateSigningKey", "*").await?;
+        self.authorize(caller, Rpc::RotateSigningKey, &Resource::any())
+            .await?;
         let now = self.clock.now();
         let fresh =
             credentials::new_signing_key(&self.master, now).map_err(BrokerError::internal)?;
@@ -794,24 +711,5 @@ impl Broker {
             .reload(&records, &self.master, now)
             .map_err(BrokerError::internal)?;
         Ok((kid, previous.unwrap_or_default()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_arns_parse_with_paths() {
-        assert_eq!(
-            parse_role_arn("arn:aws:iam::111122223333:role/admin"),
-            Some(("111122223333", "/".to_owned(), "admin"))
-        );
-        assert_eq!(
-            parse_role_arn("arn:aws:iam::111122223333:role/eng/ops/deployer"),
-            Some(("111122223333", "/eng/ops/".to_owned(), "deployer"))
-        );
-        assert_eq!(parse_role_arn("arn:aws:iam::111122223333:user/bob"), None);
-        assert_eq!(parse_role_arn("arn:aws:iam::111122223333:roleX"), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Finding the caller's long-term credentials (API.md section 1): `--profile` in the credentials
-//! file, then `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the file's
+//! Finding the caller's long-term credentials, in the order the aws CLI uses (AWS CLI User
+//! Guide, 'Configuration and credential file settings'): `--profile` in the credentials file,
+//! then `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, then the file's
 //! `default` profile.
 
 use crate::client::Credentials;

@@ -1,30 +1,19 @@
 //! `sts-broker iam <action>`: one subcommand per IamService RPC, spelled and shaped like the aws
-//! CLI's. Operations AWS answers with an empty output print nothing (`None`).
+//! CLI's, each one entry of the [`verbs!`] table below. Operations AWS answers with an empty
+//! output print nothing.
 
-use super::{CallError, output, read_document};
-use crate::client::Client;
+use super::verbs::{Document, Field, TextFile, verbs};
+use super::{CallError, output};
 use crate::proto::iam::v1 as pb;
 use anyhow::Context;
 use base64::Engine;
-use clap::{Subcommand, ValueEnum};
+use clap::ValueEnum;
 use serde_json::{Value, json};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use zeroize::Zeroizing;
-
-/// Signs `$req` for the gRPC path `/iam.v1.IamService/$op` (`$op` is the proto's rpc name), calls
-/// `$method` and unwraps the answer; a failure returns from the enclosing function as a
-/// [`CallError`].
-macro_rules! rpc {
-    ($c:expr, $method:ident, $op:literal, $req:expr) => {
-        $c.iam()
-            .$method($c.signed(concat!("/iam.v1.IamService/", $op), $req)?)
-            .await?
-            .into_inner()
-    };
-}
 
 /// Which secret `create-virtual-mfa-device --outfile` writes (the aws CLI's choices).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,368 +26,395 @@ pub enum BootstrapMethod {
     Base32StringSeed,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum IamAction {
-    CreateUser {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        path: Option<String>,
-    },
-    GetUser {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    ListUsers {
-        #[arg(long)]
-        path_prefix: Option<String>,
-        #[arg(long)]
-        max_items: Option<i32>,
-        #[arg(long)]
-        starting_token: Option<String>,
-    },
-    DeleteUser {
-        #[arg(long)]
-        user_name: String,
-    },
-    CreateAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    ListAccessKeys {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
-    UpdateAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-        #[arg(long)]
-        access_key_id: String,
+verbs! {
+    enum IamAction;
+    fn call(client.iam);
+
+    CreateUser => create_user(pb::CreateUserRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] path: Option<String>,
+    } => |r| json!({ "User": r.user.as_ref().map(output::user) });
+
+    GetUser => get_user(pb::GetUserRequest) {
+        #[arg(long)] user_name: Option<String>,
+    } => |r| json!({ "User": r.user.as_ref().map(output::user) });
+
+    ListUsers => list_users(pb::ListUsersRequest) {
+        #[arg(long)] path_prefix: Option<String>,
+        #[arg(long)] max_items: Option<i32>,
+        #[arg(long = "starting-token", value_name = "STARTING_TOKEN")] marker: Option<String>,
+    } => |r| paged("Users", r.users.iter().map(output::user), r.marker);
+
+    DeleteUser => delete_user(pb::DeleteUserRequest) {
+        #[arg(long)] user_name: String,
+    };
+
+    CreateAccessKey => create_access_key(pb::CreateAccessKeyRequest) {
+        #[arg(long)] user_name: Option<String>,
+    } => |r| {
+        let k = r.access_key.unwrap_or_default();
+        json!({ "AccessKey": {
+            "UserName": k.user_name,
+            "AccessKeyId": k.access_key_id,
+            "Status": k.status,
+            "SecretAccessKey": k.secret_access_key,
+            "CreateDate": output::time(k.create_date.as_ref()),
+        }})
+    };
+
+    ListAccessKeys => list_access_keys(pb::ListAccessKeysRequest) {
+        #[arg(long)] user_name: Option<String>,
+    } fixed { marker: None, max_items: None }
+    => |r| json!({ "AccessKeyMetadata": r.access_key_metadata.iter().map(|k| json!({
+        "UserName": k.user_name,
+        "AccessKeyId": k.access_key_id,
+        "Status": k.status,
+        "CreateDate": output::time(k.create_date.as_ref()),
+    })).collect::<Vec<_>>() });
+
+    UpdateAccessKey => update_access_key(pb::UpdateAccessKeyRequest) {
+        #[arg(long)] user_name: Option<String>,
+        #[arg(long)] access_key_id: String,
         /// Active or Inactive.
-        #[arg(long)]
-        status: String,
-    },
-    DeleteAccessKey {
-        #[arg(long)]
-        user_name: Option<String>,
-        #[arg(long)]
-        access_key_id: String,
-    },
+        #[arg(long)] status: String,
+    };
+
+    DeleteAccessKey => delete_access_key(pb::DeleteAccessKeyRequest) {
+        #[arg(long)] user_name: Option<String>,
+        #[arg(long)] access_key_id: String,
+    };
+
     /// Create a virtual MFA device.
     ///
     /// With --outfile, write the secret chosen by --bootstrap-method there (mode 0600, never over
     /// an existing file) and print only the serial number; without it, print the seed and the QR
     /// PNG (base64) too.
-    CreateVirtualMfaDevice {
-        #[arg(long)]
-        virtual_mfa_device_name: String,
-        #[arg(long)]
-        path: Option<String>,
+    CreateVirtualMfaDevice => create_virtual_mfa_device(pb::CreateVirtualMfaDeviceRequest) {
+        #[arg(long)] virtual_mfa_device_name: String,
+        #[arg(long)] path: Option<String>,
         /// File to write the secret chosen by --bootstrap-method to.
-        #[arg(long, requires = "bootstrap_method")]
-        outfile: Option<PathBuf>,
-        #[arg(long, requires = "outfile")]
-        bootstrap_method: Option<BootstrapMethod>,
+        #[arg(long, requires = "bootstrap_method")] outfile: Option<PathBuf>,
+        #[arg(long, requires = "outfile")] bootstrap_method: Option<BootstrapMethod>,
         /// Also draw the otpauth URI as a QR code on stderr (light on a dark terminal).
-        #[arg(long)]
-        show_qr: bool,
-    },
+        #[arg(long)] show_qr: bool,
+    }
+    // Claim the file before the device exists: a refusal then leaves nothing behind.
+    before { let out = claim_outfile(outfile, bootstrap_method)?; }
+    request { pb::CreateVirtualMfaDeviceRequest { virtual_mfa_device_name, path } }
+    => |r| created_device(r, out, show_qr)?;
+
     /// Enable an MFA device for a user with two consecutive codes.
-    EnableMfaDevice {
-        #[command(flatten)]
-        codes: DeviceCodes,
-    },
+    EnableMfaDevice => enable_mfa_device(pb::EnableMfaDeviceRequest) {
+        #[command(flatten)] codes: DeviceCodes,
+    } request { codes.into() };
+
     /// Resynchronise an MFA device with two consecutive codes.
-    ResyncMfaDevice {
-        #[command(flatten)]
-        codes: DeviceCodes,
-    },
+    ResyncMfaDevice => resync_mfa_device(pb::ResyncMfaDeviceRequest) {
+        #[command(flatten)] codes: DeviceCodes,
+    } request { codes.into() };
+
     /// Deactivate an MFA device and detach it from its user.
-    DeactivateMfaDevice {
-        #[arg(long)]
-        serial_number: String,
-        #[arg(long)]
-        user_name: Option<String>,
-    },
+    DeactivateMfaDevice => deactivate_mfa_device(pb::DeactivateMfaDeviceRequest) {
+        #[arg(long)] serial_number: String,
+        #[arg(long)] user_name: Option<String>,
+    };
+
     /// Delete a deactivated virtual MFA device.
-    DeleteVirtualMfaDevice {
-        #[arg(long)]
-        serial_number: String,
-    },
+    DeleteVirtualMfaDevice => delete_virtual_mfa_device(pb::DeleteVirtualMfaDeviceRequest) {
+        #[arg(long)] serial_number: String,
+    };
+
     /// List a user's MFA devices (the caller's by default).
-    ListMfaDevices {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
+    ListMfaDevices => list_mfa_devices(pb::ListMfaDevicesRequest) {
+        #[arg(long)] user_name: Option<String>,
+    } fixed { marker: None, max_items: None }
+    => |r| json!({ "MFADevices": r.mfa_devices.iter().map(output::mfa_device).collect::<Vec<_>>() });
+
     /// List the account's virtual MFA devices.
-    ListVirtualMfaDevices {
+    ListVirtualMfaDevices => list_virtual_mfa_devices(pb::ListVirtualMfaDevicesRequest) {
         #[arg(long, value_parser = ["Assigned", "Unassigned", "Any"])]
         assignment_status: Option<String>,
-    },
+    } fixed { marker: None, max_items: None }
+    => |r| json!({ "VirtualMFADevices": r.virtual_mfa_devices.iter()
+        .map(output::virtual_mfa_device).collect::<Vec<_>>() });
+
     /// Show one MFA device.
-    GetMfaDevice {
-        #[arg(long)]
-        serial_number: String,
-        #[arg(long)]
-        user_name: Option<String>,
-    },
+    GetMfaDevice => get_mfa_device(pb::GetMfaDeviceRequest) {
+        #[arg(long)] serial_number: String,
+        #[arg(long)] user_name: Option<String>,
+    } => |r| {
+        let mut v = json!({ "UserName": r.user_name, "SerialNumber": r.serial_number });
+        if r.enable_date.is_some() {
+            v["EnableDate"] = output::time(r.enable_date.as_ref());
+        }
+        if !r.certifications.is_empty() {
+            v["Certifications"] = json!(r.certifications);
+        }
+        v
+    };
+
     /// Register hardware TOTP tokens from the vendor's seed file
     /// (`serial,seed,digits,period,algorithm` per line).
-    ImportHardwareMfaDevices {
+    ImportHardwareMfaDevices => import_hardware_mfa_devices(pb::ImportHardwareMfaDevicesRequest) {
         /// `file://PATH` or a plain path.
-        #[arg(long)]
-        seed_file: String,
-    },
+        #[arg(long)] seed_file: TextFile,
+    } request {
+        let text = seed_file.read("seed file").map_err(CallError::Local)?;
+        pb::ImportHardwareMfaDevicesRequest { seed_file: text.to_string() }
+    } => |r| json!({ "SerialNumbers": r.serial_numbers });
+
     /// Clear a user's MFA failure counter and lockout.
-    ResetMfaLockout {
-        #[arg(long)]
-        user_name: Option<String>,
-    },
+    ResetMfaLockout => reset_mfa_lockout(pb::ResetMfaLockoutRequest) {
+        #[arg(long)] user_name: Option<String>,
+    };
+
     /// Create a group.
-    CreateGroup {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        path: Option<String>,
-    },
+    CreateGroup => create_group(pb::CreateGroupRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] path: Option<String>,
+    } => |r| json!({ "Group": r.group.as_ref().map(output::group) });
+
     /// Show a group and its members.
-    GetGroup {
-        #[arg(long)]
-        group_name: String,
-    },
-    DeleteGroup {
-        #[arg(long)]
-        group_name: String,
-    },
-    AddUserToGroup {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        user_name: String,
-    },
-    RemoveUserFromGroup {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        user_name: String,
-    },
+    GetGroup => get_group(pb::GetGroupRequest) {
+        #[arg(long)] group_name: String,
+    } => |r| json!({
+        "Group": r.group.as_ref().map(output::group),
+        "Users": r.users.iter().map(output::user).collect::<Vec<_>>(),
+    });
+
+    DeleteGroup => delete_group(pb::DeleteGroupRequest) {
+        #[arg(long)] group_name: String,
+    };
+
+    AddUserToGroup => add_user_to_group(pb::AddUserToGroupRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] user_name: String,
+    };
+
+    RemoveUserFromGroup => remove_user_from_group(pb::RemoveUserFromGroupRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] user_name: String,
+    };
+
     /// Create a role with a trust policy.
-    CreateRole {
-        #[arg(long)]
-        role_name: String,
+    CreateRole => create_role(pb::CreateRoleRequest) {
+        #[arg(long)] role_name: String,
         /// The trust policy, inline JSON or `file://PATH`.
-        #[arg(long)]
-        assume_role_policy_document: String,
+        #[arg(long)] assume_role_policy_document: Document,
         /// Seconds (3600 to 43200).
-        #[arg(long)]
-        max_session_duration: Option<i32>,
-        #[arg(long)]
-        path: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-    },
-    GetRole {
-        #[arg(long)]
-        role_name: String,
-    },
-    DeleteRole {
-        #[arg(long)]
-        role_name: String,
-    },
+        #[arg(long)] max_session_duration: Option<i32>,
+        #[arg(long)] path: Option<String>,
+        #[arg(long)] description: Option<String>,
+    } => |r| json!({ "Role": r.role.as_ref().map(output::role) });
+
+    GetRole => get_role(pb::GetRoleRequest) {
+        #[arg(long)] role_name: String,
+    } => |r| json!({ "Role": r.role.as_ref().map(output::role) });
+
+    DeleteRole => delete_role(pb::DeleteRoleRequest) {
+        #[arg(long)] role_name: String,
+    };
+
     /// Replace a role's trust policy.
-    UpdateAssumeRolePolicy {
-        #[arg(long)]
-        role_name: String,
+    UpdateAssumeRolePolicy => update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest) {
+        #[arg(long)] role_name: String,
         /// Inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy_document: String,
-    },
+        #[arg(long)] policy_document: Document,
+    };
+
     /// Create a managed policy.
-    CreatePolicy {
-        #[arg(long)]
-        policy_name: String,
+    CreatePolicy => create_policy(pb::CreatePolicyRequest) {
+        #[arg(long)] policy_name: String,
         /// Inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy_document: String,
-        #[arg(long)]
-        path: Option<String>,
-        #[arg(long)]
-        description: Option<String>,
-    },
-    GetPolicy {
-        #[arg(long)]
-        policy_arn: String,
-    },
-    DeletePolicy {
-        #[arg(long)]
-        policy_arn: String,
-    },
-    ListPolicies {
-        #[arg(long, value_parser = ["All", "AWS", "Local"])]
-        scope: Option<String>,
+        #[arg(long)] policy_document: Document,
+        #[arg(long)] path: Option<String>,
+        #[arg(long)] description: Option<String>,
+    } => |r| json!({ "Policy": r.policy.as_ref().map(output::policy) });
+
+    GetPolicy => get_policy(pb::GetPolicyRequest) {
+        #[arg(long)] policy_arn: String,
+    } => |r| json!({ "Policy": r.policy.as_ref().map(output::policy) });
+
+    DeletePolicy => delete_policy(pb::DeletePolicyRequest) {
+        #[arg(long)] policy_arn: String,
+    };
+
+    ListPolicies => list_policies(pb::ListPoliciesRequest) {
+        #[arg(long, value_parser = ["All", "AWS", "Local"])] scope: Option<String>,
         /// Only policies attached to a user, group or role.
-        #[arg(long)]
-        only_attached: bool,
-        #[arg(long)]
-        path_prefix: Option<String>,
-        #[arg(long)]
-        max_items: Option<i32>,
-        #[arg(long)]
-        starting_token: Option<String>,
-    },
-    AttachUserPolicy {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    AttachGroupPolicy {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    AttachRolePolicy {
-        #[arg(long)]
-        role_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    DetachUserPolicy {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    DetachGroupPolicy {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    DetachRolePolicy {
-        #[arg(long)]
-        role_name: String,
-        #[arg(long)]
-        policy_arn: String,
-    },
-    ListAttachedUserPolicies {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        path_prefix: Option<String>,
-        #[arg(long)]
-        max_items: Option<i32>,
-        #[arg(long)]
-        starting_token: Option<String>,
-    },
+        #[arg(long)] only_attached: bool,
+        #[arg(long)] path_prefix: Option<String>,
+        #[arg(long)] max_items: Option<i32>,
+        #[arg(long = "starting-token", value_name = "STARTING_TOKEN")] marker: Option<String>,
+    } => |r| paged("Policies", r.policies.iter().map(output::policy), r.marker);
+
+    AttachUserPolicy => attach_user_policy(pb::AttachUserPolicyRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    AttachGroupPolicy => attach_group_policy(pb::AttachGroupPolicyRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    AttachRolePolicy => attach_role_policy(pb::AttachRolePolicyRequest) {
+        #[arg(long)] role_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    DetachUserPolicy => detach_user_policy(pb::DetachUserPolicyRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    DetachGroupPolicy => detach_group_policy(pb::DetachGroupPolicyRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    DetachRolePolicy => detach_role_policy(pb::DetachRolePolicyRequest) {
+        #[arg(long)] role_name: String,
+        #[arg(long)] policy_arn: String,
+    };
+
+    ListAttachedUserPolicies => list_attached_user_policies(pb::ListAttachedUserPoliciesRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] path_prefix: Option<String>,
+        #[arg(long)] max_items: Option<i32>,
+        #[arg(long = "starting-token", value_name = "STARTING_TOKEN")] marker: Option<String>,
+    } => |r| paged(
+        "AttachedPolicies",
+        r.attached_policies
+            .iter()
+            .map(|p| json!({ "PolicyName": p.policy_name, "PolicyArn": p.policy_arn })),
+        r.marker,
+    );
+
     /// Add or replace a user's inline policy.
-    PutUserPolicy {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        policy_name: String,
+    PutUserPolicy => put_user_policy(pb::PutUserPolicyRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] policy_name: String,
         /// Inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy_document: String,
-    },
+        #[arg(long)] policy_document: Document,
+    };
+
     /// Add or replace a group's inline policy.
-    PutGroupPolicy {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        policy_name: String,
+    PutGroupPolicy => put_group_policy(pb::PutGroupPolicyRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] policy_name: String,
         /// Inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy_document: String,
-    },
+        #[arg(long)] policy_document: Document,
+    };
+
     /// Add or replace a role's inline policy.
-    PutRolePolicy {
-        #[arg(long)]
-        role_name: String,
-        #[arg(long)]
-        policy_name: String,
+    PutRolePolicy => put_role_policy(pb::PutRolePolicyRequest) {
+        #[arg(long)] role_name: String,
+        #[arg(long)] policy_name: String,
         /// Inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy_document: String,
-    },
-    GetUserPolicy {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
-    GetGroupPolicy {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
-    GetRolePolicy {
-        #[arg(long)]
-        role_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
-    DeleteUserPolicy {
-        #[arg(long)]
-        user_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
-    DeleteGroupPolicy {
-        #[arg(long)]
-        group_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
-    DeleteRolePolicy {
-        #[arg(long)]
-        role_name: String,
-        #[arg(long)]
-        policy_name: String,
-    },
+        #[arg(long)] policy_document: Document,
+    };
+
+    GetUserPolicy => get_user_policy(pb::GetUserPolicyRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] policy_name: String,
+    } => |r| inline_policy("UserName", r.user_name, r.policy_name, &r.policy_document);
+
+    GetGroupPolicy => get_group_policy(pb::GetGroupPolicyRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] policy_name: String,
+    } => |r| inline_policy("GroupName", r.group_name, r.policy_name, &r.policy_document);
+
+    GetRolePolicy => get_role_policy(pb::GetRolePolicyRequest) {
+        #[arg(long)] role_name: String,
+        #[arg(long)] policy_name: String,
+    } => |r| inline_policy("RoleName", r.role_name, r.policy_name, &r.policy_document);
+
+    DeleteUserPolicy => delete_user_policy(pb::DeleteUserPolicyRequest) {
+        #[arg(long)] user_name: String,
+        #[arg(long)] policy_name: String,
+    };
+
+    DeleteGroupPolicy => delete_group_policy(pb::DeleteGroupPolicyRequest) {
+        #[arg(long)] group_name: String,
+        #[arg(long)] policy_name: String,
+    };
+
+    DeleteRolePolicy => delete_role_policy(pb::DeleteRolePolicyRequest) {
+        #[arg(long)] role_name: String,
+        #[arg(long)] policy_name: String,
+    };
+
     /// Evaluate policy documents against actions and resources.
-    SimulateCustomPolicy {
+    SimulateCustomPolicy => simulate_custom_policy(pb::SimulateCustomPolicyRequest) {
         /// Policy documents, inline JSON or `file://PATH` (several values or repeated).
-        #[arg(long, required = true, num_args = 1..)]
-        policy_input_list: Vec<String>,
-        #[command(flatten)]
-        sim: Simulation,
-    },
+        #[arg(long, required = true, num_args = 1..)] policy_input_list: Vec<Document>,
+        #[command(flatten)] sim: Simulation,
+    } request {
+        pb::SimulateCustomPolicyRequest {
+            policy_input_list: policy_input_list.into_field()?,
+            ..sim.into()
+        }
+    } => |r| simulation_output(&r);
+
     /// Evaluate a user's, group's or role's policies (plus any given) against actions and
     /// resources.
-    SimulatePrincipalPolicy {
-        #[arg(long)]
-        policy_source_arn: String,
+    SimulatePrincipalPolicy => simulate_principal_policy(pb::SimulatePrincipalPolicyRequest) {
+        #[arg(long)] policy_source_arn: String,
         /// Extra policy documents, inline JSON or `file://PATH` (several values or repeated).
-        #[arg(long, num_args = 1..)]
-        policy_input_list: Vec<String>,
-        #[command(flatten)]
-        sim: Simulation,
-    },
+        #[arg(long, num_args = 1..)] policy_input_list: Vec<Document>,
+        #[command(flatten)] sim: Simulation,
+    } request {
+        pb::SimulatePrincipalPolicyRequest {
+            policy_source_arn,
+            policy_input_list: policy_input_list.into_field()?,
+            ..sim.into()
+        }
+    } => |r| simulation_output(&r);
+
     /// Invalidate a user's or role's sessions issued before a time (the broker's own).
-    RevokeSessions {
-        #[arg(
-            long,
-            required_unless_present = "role_name",
-            conflicts_with = "role_name"
-        )]
+    RevokeSessions => revoke_sessions(pb::RevokeSessionsRequest) {
+        #[arg(long, required_unless_present = "role_name", conflicts_with = "role_name")]
         user_name: Option<String>,
-        #[arg(long)]
-        role_name: Option<String>,
+        #[arg(long)] role_name: Option<String>,
         /// RFC 3339, e.g. `2026-01-02T03:04:05Z` (default: now).
-        #[arg(long, value_parser = parse_rfc3339)]
-        issued_before: Option<prost_types::Timestamp>,
-    },
+        #[arg(long, value_parser = parse_rfc3339)] issued_before: Option<prost_types::Timestamp>,
+    };
+
     /// Replace the session-token signing key (the broker's own).
-    RotateSigningKey,
+    RotateSigningKey => rotate_signing_key(pb::RotateSigningKeyRequest) {}
+    => |r| json!({ "Kid": r.kid, "PreviousKid": r.previous_kid });
+
     /// Count the account's IAM entities.
-    GetAccountSummary,
+    GetAccountSummary => get_account_summary(pb::GetAccountSummaryRequest) {}
+    => |r| {
+        let map: serde_json::Map<String, Value> =
+            r.summary_map.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        json!({ "SummaryMap": map })
+    };
+
     /// Generate the credential report.
-    GenerateCredentialReport,
+    GenerateCredentialReport => generate_credential_report(pb::GenerateCredentialReportRequest) {}
+    => |r| json!({ "State": r.state, "Description": r.description });
+
     /// Fetch the credential report (Content is the CSV, base64-encoded).
-    GetCredentialReport,
+    GetCredentialReport => get_credential_report(pb::GetCredentialReportRequest) {}
+    => |r| json!({
+        "Content": base64::engine::general_purpose::STANDARD.encode(&r.content),
+        "ReportFormat": r.report_format,
+        "GeneratedTime": output::time(r.generated_time.as_ref()),
+    });
+}
+
+/// `From<Group>` for each request the flag group fills (the rest of the request at its default).
+macro_rules! group_into {
+    ($Group:ident => $($Req:ident),+; |$g:ident| $fields:tt) => {$(
+        impl From<$Group> for pb::$Req {
+            fn from($g: $Group) -> Self {
+                Self $fields
+            }
+        }
+    )+};
 }
 
 /// The arguments EnableMFADevice and ResyncMFADevice share.
@@ -415,6 +431,13 @@ pub struct DeviceCodes {
     #[arg(long, alias = "authentication-code-2")]
     authentication_code2: String,
 }
+
+group_into!(DeviceCodes => EnableMfaDeviceRequest, ResyncMfaDeviceRequest; |d| {
+    user_name: d.user_name,
+    serial_number: d.serial_number,
+    authentication_code1: d.authentication_code1,
+    authentication_code2: d.authentication_code2,
+});
 
 /// The arguments SimulateCustomPolicy and SimulatePrincipalPolicy share.
 #[derive(Debug, clap::Args)]
@@ -434,13 +457,26 @@ pub struct Simulation {
     context_entries: Vec<ContextEntries>,
 }
 
+group_into!(Simulation => SimulateCustomPolicyRequest, SimulatePrincipalPolicyRequest; |s| {
+    action_names: s.action_names,
+    resource_arns: s.resource_arns,
+    context_entries: flatten_entries(s.context_entries),
+    ..Default::default()
+});
+
 /// The entries one `--context-entries` value gives (JSON may give several).
 #[derive(Debug, Clone)]
 pub struct ContextEntries(pub Vec<pb::ContextEntry>);
 
 /// Every entry of a repeated `--context-entries`.
-pub(super) fn flatten_entries(list: Vec<ContextEntries>) -> Vec<pb::ContextEntry> {
+fn flatten_entries(list: Vec<ContextEntries>) -> Vec<pb::ContextEntry> {
     list.into_iter().flat_map(|e| e.0).collect()
+}
+
+impl Field<Vec<pb::ContextEntry>> for Vec<ContextEntries> {
+    fn into_field(self) -> Result<Vec<pb::ContextEntry>, CallError> {
+        Ok(flatten_entries(self))
+    }
 }
 
 /// Parses one `--context-entries` value: aws shorthand or JSON (see the flag's help).
@@ -527,30 +563,19 @@ fn parse_rfc3339(arg: &str) -> Result<prost_types::Timestamp, String> {
     })
 }
 
-/// The documents of `--policy-input-list`, each inline or `file://PATH`.
-fn read_documents(list: &[String]) -> Result<Vec<String>, CallError> {
-    list.iter()
-        .map(|d| read_document(d))
-        .collect::<anyhow::Result<_>>()
-        .map_err(CallError::Local)
-}
-
-fn doc(arg: &str) -> Result<String, CallError> {
-    read_document(arg).map_err(CallError::Local)
+/// `{"<key>": items}`, plus `NextToken` when the answer was cut short.
+fn paged(key: &str, items: impl Iterator<Item = Value>, marker: Option<String>) -> Value {
+    let mut v = json!({ key: items.collect::<Vec<_>>() });
+    if let Some(m) = marker {
+        v["NextToken"] = json!(m);
+    }
+    v
 }
 
 /// The JSON SimulateCustomPolicy and SimulatePrincipalPolicy print.
 fn simulation_output(r: &pb::SimulatePolicyResponse) -> Value {
-    let results: Vec<_> = r
-        .evaluation_results
-        .iter()
-        .map(output::evaluation_result)
-        .collect();
-    let mut v = json!({ "EvaluationResults": results });
-    if let Some(m) = &r.marker {
-        v["NextToken"] = json!(m);
-    }
-    v
+    let results = r.evaluation_results.iter().map(output::evaluation_result);
+    paged("EvaluationResults", results, r.marker.clone())
 }
 
 /// `{"<Owner>": name, "PolicyName": …, "PolicyDocument": …}` for the Get*Policy actions.
@@ -562,661 +587,49 @@ fn inline_policy(owner: &str, name: String, policy_name: String, document: &str)
     Value::Object(v)
 }
 
-/// Runs `action`; `None` when the operation has no output.
-pub(super) async fn call(c: &Client, action: IamAction) -> Result<Option<Value>, CallError> {
-    use IamAction as A;
-    Ok(Some(match action {
-        A::CreateUser { user_name, path } => {
-            let r = rpc!(
-                c,
-                create_user,
-                "CreateUser",
-                pb::CreateUserRequest { user_name, path }
-            );
-            json!({ "User": r.user.map(|u| output::user(&u)) })
-        }
-        A::GetUser { user_name } => {
-            let r = rpc!(c, get_user, "GetUser", pb::GetUserRequest { user_name });
-            json!({ "User": r.user.map(|u| output::user(&u)) })
-        }
-        A::ListUsers {
-            path_prefix,
-            max_items,
-            starting_token,
-        } => {
-            let req = pb::ListUsersRequest {
-                path_prefix,
-                marker: starting_token,
-                max_items,
-            };
-            let r = rpc!(c, list_users, "ListUsers", req);
-            let mut v = json!({ "Users": r.users.iter().map(output::user).collect::<Vec<_>>() });
-            if let Some(m) = r.marker {
-                v["NextToken"] = json!(m);
-            }
-            v
-        }
-        A::DeleteUser { user_name } => {
-            rpc!(
-                c,
-                delete_user,
-                "DeleteUser",
-                pb::DeleteUserRequest { user_name }
-            );
-            return Ok(None);
-        }
-        A::CreateAccessKey { user_name } => {
-            let req = pb::CreateAccessKeyRequest { user_name };
-            let k = rpc!(c, create_access_key, "CreateAccessKey", req)
-                .access_key
-                .unwrap_or_default();
-            json!({ "AccessKey": {
-                "UserName": k.user_name,
-                "AccessKeyId": k.access_key_id,
-                "Status": k.status,
-                "SecretAccessKey": k.secret_access_key,
-                "CreateDate": output::time(k.create_date.as_ref()),
-            }})
-        }
-        A::ListAccessKeys { user_name } => {
-            let req = pb::ListAccessKeysRequest {
-                user_name,
-                marker: None,
-                max_items: None,
-            };
-            let r = rpc!(c, list_access_keys, "ListAccessKeys", req);
-            json!({ "AccessKeyMetadata": r.access_key_metadata.iter().map(|k| json!({
-                "UserName": k.user_name,
-                "AccessKeyId": k.access_key_id,
-                "Status": k.status,
-                "CreateDate": output::time(k.create_date.as_ref()),
-            })).collect::<Vec<_>>() })
-        }
-        A::UpdateAccessKey {
-            user_name,
-            access_key_id,
-            status,
-        } => {
-            let req = pb::UpdateAccessKeyRequest {
-                user_name,
-                access_key_id,
-                status,
-            };
-            rpc!(c, update_access_key, "UpdateAccessKey", req);
-            return Ok(None);
-        }
-        A::DeleteAccessKey {
-            user_name,
-            access_key_id,
-        } => {
-            let req = pb::DeleteAccessKeyRequest {
-                user_name,
-                access_key_id,
-            };
-            rpc!(c, delete_access_key, "DeleteAccessKey", req);
-            return Ok(None);
-        }
-        A::CreateVirtualMfaDevice {
-            virtual_mfa_device_name,
-            path,
-            outfile,
-            bootstrap_method,
-            show_qr,
-        } => {
-            // Claim the file before the device exists: a refusal then leaves nothing behind.
-            let out = match (outfile, bootstrap_method) {
-                (Some(f), Some(m)) => Some((Outfile::claim(f).map_err(CallError::Local)?, m)),
-                _ => None,
-            };
-            let req = pb::CreateVirtualMfaDeviceRequest {
-                virtual_mfa_device_name,
-                path,
-            };
-            let d = rpc!(c, create_virtual_mfa_device, "CreateVirtualMfaDevice", req)
-                .virtual_mfa_device
-                .unwrap_or_default();
-            let serial = d.serial_number;
-            let seed = Zeroizing::new(d.base32_string_seed);
-            let png = Zeroizing::new(d.qr_code_png);
-            let uri = Zeroizing::new(d.otpauth_uri);
-            if show_qr {
-                draw_qr(&uri);
-            }
-            match out {
-                Some((file, method)) => {
-                    let bytes: &[u8] = match method {
-                        BootstrapMethod::QrCodePng => &png,
-                        BootstrapMethod::Base32StringSeed => seed.as_bytes(),
-                    };
-                    file.write(bytes).map_err(|e| {
-                        CallError::Local(e.context(format!("virtual MFA device {serial} created")))
-                    })?;
-                    json!({ "VirtualMFADevice": { "SerialNumber": serial } })
-                }
-                None => json!({ "VirtualMFADevice": {
-                    "SerialNumber": serial,
-                    "Base32StringSeed": seed.as_str(),
-                    "QRCodePNG": base64::engine::general_purpose::STANDARD.encode(&*png),
-                }}),
-            }
-        }
-        A::EnableMfaDevice { codes } => {
-            rpc!(c, enable_mfa_device, "EnableMfaDevice", codes.enable());
-            return Ok(None);
-        }
-        A::ResyncMfaDevice { codes } => {
-            rpc!(c, resync_mfa_device, "ResyncMfaDevice", codes.resync());
-            return Ok(None);
-        }
-        A::DeactivateMfaDevice {
-            serial_number,
-            user_name,
-        } => {
-            let req = pb::DeactivateMfaDeviceRequest {
-                user_name,
-                serial_number,
-            };
-            rpc!(c, deactivate_mfa_device, "DeactivateMfaDevice", req);
-            return Ok(None);
-        }
-        A::DeleteVirtualMfaDevice { serial_number } => {
-            let req = pb::DeleteVirtualMfaDeviceRequest { serial_number };
-            rpc!(c, delete_virtual_mfa_device, "DeleteVirtualMfaDevice", req);
-            return Ok(None);
-        }
-        A::ListMfaDevices { user_name } => {
-            let req = pb::ListMfaDevicesRequest {
-                user_name,
-                marker: None,
-                max_items: None,
-            };
-            let r = rpc!(c, list_mfa_devices, "ListMfaDevices", req);
-            let devices: Vec<_> = r.mfa_devices.iter().map(output::mfa_device).collect();
-            json!({ "MFADevices": devices })
-        }
-        A::ListVirtualMfaDevices { assignment_status } => {
-            let req = pb::ListVirtualMfaDevicesRequest {
-                assignment_status,
-                marker: None,
-                max_items: None,
-            };
-            let r = rpc!(c, list_virtual_mfa_devices, "ListVirtualMfaDevices", req);
-            let devices: Vec<_> = r
-                .virtual_mfa_devices
-                .iter()
-                .map(output::virtual_mfa_device)
-                .collect();
-            json!({ "VirtualMFADevices": devices })
-        }
-        A::GetMfaDevice {
-            serial_number,
-            user_name,
-        } => {
-            let req = pb::GetMfaDeviceRequest {
-                serial_number,
-                user_name,
-            };
-            let r = rpc!(c, get_mfa_device, "GetMfaDevice", req);
-            let mut v = json!({ "UserName": r.user_name, "SerialNumber": r.serial_number });
-            if r.enable_date.is_some() {
-                v["EnableDate"] = output::time(r.enable_date.as_ref());
-            }
-            if !r.certifications.is_empty() {
-                v["Certifications"] = json!(r.certifications);
-            }
-            v
-        }
-        A::ImportHardwareMfaDevices { seed_file } => {
-            let seed_file = read_seed_file(&seed_file).map_err(CallError::Local)?;
-            let req = pb::ImportHardwareMfaDevicesRequest {
-                seed_file: seed_file.to_string(),
-            };
-            let r = rpc!(
-                c,
-                import_hardware_mfa_devices,
-                "ImportHardwareMfaDevices",
-                req
-            );
-            json!({ "SerialNumbers": r.serial_numbers })
-        }
-        A::ResetMfaLockout { user_name } => {
-            let req = pb::ResetMfaLockoutRequest { user_name };
-            rpc!(c, reset_mfa_lockout, "ResetMfaLockout", req);
-            return Ok(None);
-        }
-        A::CreateGroup { group_name, path } => {
-            let req = pb::CreateGroupRequest { group_name, path };
-            let r = rpc!(c, create_group, "CreateGroup", req);
-            json!({ "Group": r.group.as_ref().map(output::group) })
-        }
-        A::GetGroup { group_name } => {
-            let r = rpc!(c, get_group, "GetGroup", pb::GetGroupRequest { group_name });
-            json!({
-                "Group": r.group.as_ref().map(output::group),
-                "Users": r.users.iter().map(output::user).collect::<Vec<_>>(),
-            })
-        }
-        A::DeleteGroup { group_name } => {
-            let req = pb::DeleteGroupRequest { group_name };
-            rpc!(c, delete_group, "DeleteGroup", req);
-            return Ok(None);
-        }
-        A::AddUserToGroup {
-            group_name,
-            user_name,
-        } => {
-            let req = pb::AddUserToGroupRequest {
-                group_name,
-                user_name,
-            };
-            rpc!(c, add_user_to_group, "AddUserToGroup", req);
-            return Ok(None);
-        }
-        A::RemoveUserFromGroup {
-            group_name,
-            user_name,
-        } => {
-            let req = pb::RemoveUserFromGroupRequest {
-                group_name,
-                user_name,
-            };
-            rpc!(c, remove_user_from_group, "RemoveUserFromGroup", req);
-            return Ok(None);
-        }
-        A::CreateRole {
-            role_name,
-            assume_role_policy_document,
-            max_session_duration,
-            path,
-            description,
-        } => {
-            let req = pb::CreateRoleRequest {
-                role_name,
-                assume_role_policy_document: doc(&assume_role_policy_document)?,
-                max_session_duration,
-                path,
-                description,
-            };
-            let r = rpc!(c, create_role, "CreateRole", req);
-            json!({ "Role": r.role.as_ref().map(output::role) })
-        }
-        A::GetRole { role_name } => {
-            let r = rpc!(c, get_role, "GetRole", pb::GetRoleRequest { role_name });
-            json!({ "Role": r.role.as_ref().map(output::role) })
-        }
-        A::DeleteRole { role_name } => {
-            rpc!(
-                c,
-                delete_role,
-                "DeleteRole",
-                pb::DeleteRoleRequest { role_name }
-            );
-            return Ok(None);
-        }
-        A::UpdateAssumeRolePolicy {
-            role_name,
-            policy_document,
-        } => {
-            let req = pb::UpdateAssumeRolePolicyRequest {
-                role_name,
-                policy_document: doc(&policy_document)?,
-            };
-            rpc!(c, update_assume_role_policy, "UpdateAssumeRolePolicy", req);
-            return Ok(None);
-        }
-        A::CreatePolicy {
-            policy_name,
-            policy_document,
-            path,
-            description,
-        } => {
-            let req = pb::CreatePolicyRequest {
-                policy_name,
-                policy_document: doc(&policy_document)?,
-                path,
-                description,
-            };
-            let r = rpc!(c, create_policy, "CreatePolicy", req);
-            json!({ "Policy": r.policy.as_ref().map(output::policy) })
-        }
-        A::GetPolicy { policy_arn } => {
-            let r = rpc!(
-                c,
-                get_policy,
-                "GetPolicy",
-                pb::GetPolicyRequest { policy_arn }
-            );
-            json!({ "Policy": r.policy.as_ref().map(output::policy) })
-        }
-        A::DeletePolicy { policy_arn } => {
-            let req = pb::DeletePolicyRequest { policy_arn };
-            rpc!(c, delete_policy, "DeletePolicy", req);
-            return Ok(None);
-        }
-        A::ListPolicies {
-            scope,
-            only_attached,
-            path_prefix,
-            max_items,
-            starting_token,
-        } => {
-            let req = pb::ListPoliciesRequest {
-                scope,
-                only_attached: only_attached.then_some(true),
-                path_prefix,
-                marker: starting_token,
-                max_items,
-            };
-            let r = rpc!(c, list_policies, "ListPolicies", req);
-            let mut v =
-                json!({ "Policies": r.policies.iter().map(output::policy).collect::<Vec<_>>() });
-            if let Some(m) = r.marker {
-                v["NextToken"] = json!(m);
-            }
-            v
-        }
-        A::AttachUserPolicy {
-            user_name,
-            policy_arn,
-        } => {
-            let req = pb::AttachUserPolicyRequest {
-                user_name,
-                policy_arn,
-            };
-            rpc!(c, attach_user_policy, "AttachUserPolicy", req);
-            return Ok(None);
-        }
-        A::AttachGroupPolicy {
-            group_name,
-            policy_arn,
-        } => {
-            let req = pb::AttachGroupPolicyRequest {
-                group_name,
-                policy_arn,
-            };
-            rpc!(c, attach_group_policy, "AttachGroupPolicy", req);
-            return Ok(None);
-        }
-        A::AttachRolePolicy {
-            role_name,
-            policy_arn,
-        } => {
-            let req = pb::AttachRolePolicyRequest {
-                role_name,
-                policy_arn,
-            };
-            rpc!(c, attach_role_policy, "AttachRolePolicy", req);
-            return Ok(None);
-        }
-        A::DetachUserPolicy {
-            user_name,
-            policy_arn,
-        } => {
-            let req = pb::DetachUserPolicyRequest {
-                user_name,
-                policy_arn,
-            };
-            rpc!(c, detach_user_policy, "DetachUserPolicy", req);
-            return Ok(None);
-        }
-        A::DetachGroupPolicy {
-            group_name,
-            policy_arn,
-        } => {
-            let req = pb::DetachGroupPolicyRequest {
-                group_name,
-                policy_arn,
-            };
-            rpc!(c, detach_group_policy, "DetachGroupPolicy", req);
-            return Ok(None);
-        }
-        A::DetachRolePolicy {
-            role_name,
-            policy_arn,
-        } => {
-            let req = pb::DetachRolePolicyRequest {
-                role_name,
-                policy_arn,
-            };
-            rpc!(c, detach_role_policy, "DetachRolePolicy", req);
-            return Ok(None);
-        }
-        A::ListAttachedUserPolicies {
-            user_name,
-            path_prefix,
-            max_items,
-            starting_token,
-        } => {
-            let req = pb::ListAttachedUserPoliciesRequest {
-                user_name,
-                path_prefix,
-                marker: starting_token,
-                max_items,
-            };
-            let r = rpc!(
-                c,
-                list_attached_user_policies,
-                "ListAttachedUserPolicies",
-                req
-            );
-            let attached: Vec<_> = r
-                .attached_policies
-                .iter()
-                .map(|p| json!({ "PolicyName": p.policy_name, "PolicyArn": p.policy_arn }))
-                .collect();
-            let mut v = json!({ "AttachedPolicies": attached });
-            if let Some(m) = r.marker {
-                v["NextToken"] = json!(m);
-            }
-            v
-        }
-        A::PutUserPolicy {
-            user_name,
-            policy_name,
-            policy_document,
-        } => {
-            let req = pb::PutUserPolicyRequest {
-                user_name,
-                policy_name,
-                policy_document: doc(&policy_document)?,
-            };
-            rpc!(c, put_user_policy, "PutUserPolicy", req);
-            return Ok(None);
-        }
-        A::PutGroupPolicy {
-            group_name,
-            policy_name,
-            policy_document,
-        } => {
-            let req = pb::PutGroupPolicyRequest {
-                group_name,
-                policy_name,
-                policy_document: doc(&policy_document)?,
-            };
-            rpc!(c, put_group_policy, "PutGroupPolicy", req);
-            return Ok(None);
-        }
-        A::PutRolePolicy {
-            role_name,
-            policy_name,
-            policy_document,
-        } => {
-            let req = pb::PutRolePolicyRequest {
-                role_name,
-                policy_name,
-                policy_document: doc(&policy_document)?,
-            };
-            rpc!(c, put_role_policy, "PutRolePolicy", req);
-            return Ok(None);
-        }
-        A::GetUserPolicy {
-            user_name,
-            policy_name,
-        } => {
-            let req = pb::GetUserPolicyRequest {
-                user_name,
-                policy_name,
-            };
-            let r = rpc!(c, get_user_policy, "GetUserPolicy", req);
-            inline_policy("UserName", r.user_name, r.policy_name, &r.policy_document)
-        }
-        A::GetGroupPolicy {
-            group_name,
-            policy_name,
-        } => {
-            let req = pb::GetGroupPolicyRequest {
-                group_name,
-                policy_name,
-            };
-            let r = rpc!(c, get_group_policy, "GetGroupPolicy", req);
-            inline_policy("GroupName", r.group_name, r.policy_name, &r.policy_document)
-        }
-        A::GetRolePolicy {
-            role_name,
-            policy_name,
-        } => {
-            let req = pb::GetRolePolicyRequest {
-                role_name,
-                policy_name,
-            };
-            let r = rpc!(c, get_role_policy, "GetRolePolicy", req);
-            inline_policy("RoleName", r.role_name, r.policy_name, &r.policy_document)
-        }
-        A::DeleteUserPolicy {
-            user_name,
-            policy_name,
-        } => {
-            let req = pb::DeleteUserPolicyRequest {
-                user_name,
-                policy_name,
-            };
-            rpc!(c, delete_user_policy, "DeleteUserPolicy", req);
-            return Ok(None);
-        }
-        A::DeleteGroupPolicy {
-            group_name,
-            policy_name,
-        } => {
-            let req = pb::DeleteGroupPolicyRequest {
-                group_name,
-                policy_name,
-            };
-            rpc!(c, delete_group_policy, "DeleteGroupPolicy", req);
-            return Ok(None);
-        }
-        A::DeleteRolePolicy {
-            role_name,
-            policy_name,
-        } => {
-            let req = pb::DeleteRolePolicyRequest {
-                role_name,
-                policy_name,
-            };
-            rpc!(c, delete_role_policy, "DeleteRolePolicy", req);
-            return Ok(None);
-        }
-        A::SimulateCustomPolicy {
-            policy_input_list,
-            sim,
-        } => {
-            let req = pb::SimulateCustomPolicyRequest {
-                policy_input_list: read_documents(&policy_input_list)?,
-                action_names: sim.action_names,
-                resource_arns: sim.resource_arns,
-                context_entries: flatten_entries(sim.context_entries),
-                caller_arn: None,
-            };
-            simulation_output(&rpc!(
-                c,
-                simulate_custom_policy,
-                "SimulateCustomPolicy",
-                req
-            ))
-        }
-        A::SimulatePrincipalPolicy {
-            policy_source_arn,
-            policy_input_list,
-            sim,
-        } => {
-            let req = pb::SimulatePrincipalPolicyRequest {
-                policy_source_arn,
-                policy_input_list: read_documents(&policy_input_list)?,
-                action_names: sim.action_names,
-                resource_arns: sim.resource_arns,
-                context_entries: flatten_entries(sim.context_entries),
-                caller_arn: None,
-            };
-            let r = rpc!(c, simulate_principal_policy, "SimulatePrincipalPolicy", req);
-            simulation_output(&r)
-        }
-        A::RevokeSessions {
-            user_name,
-            role_name,
-            issued_before,
-        } => {
-            let req = pb::RevokeSessionsRequest {
-                user_name,
-                role_name,
-                issued_before,
-            };
-            rpc!(c, revoke_sessions, "RevokeSessions", req);
-            return Ok(None);
-        }
-        A::RotateSigningKey => {
-            let req = pb::RotateSigningKeyRequest {};
-            let r = rpc!(c, rotate_signing_key, "RotateSigningKey", req);
-            json!({ "Kid": r.kid, "PreviousKid": r.previous_kid })
-        }
-        A::GetAccountSummary => {
-            let req = pb::GetAccountSummaryRequest {};
-            let r = rpc!(c, get_account_summary, "GetAccountSummary", req);
-            let map: serde_json::Map<String, Value> = r
-                .summary_map
-                .into_iter()
-                .map(|(k, v)| (k, json!(v)))
-                .collect();
-            json!({ "SummaryMap": map })
-        }
-        A::GenerateCredentialReport => {
-            let req = pb::GenerateCredentialReportRequest {};
-            let r = rpc!(
-                c,
-                generate_credential_report,
-                "GenerateCredentialReport",
-                req
-            );
-            json!({ "State": r.state, "Description": r.description })
-        }
-        A::GetCredentialReport => {
-            let req = pb::GetCredentialReportRequest {};
-            let r = rpc!(c, get_credential_report, "GetCredentialReport", req);
-            json!({
-                "Content": base64::engine::general_purpose::STANDARD.encode(&r.content),
-                "ReportFormat": r.report_format,
-                "GeneratedTime": output::time(r.generated_time.as_ref()),
-            })
-        }
-    }))
+/// The outfile and what to write there, claimed when both flags are given.
+fn claim_outfile(
+    outfile: Option<PathBuf>,
+    method: Option<BootstrapMethod>,
+) -> Result<Option<(Outfile, BootstrapMethod)>, CallError> {
+    match (outfile, method) {
+        (Some(f), Some(m)) => Ok(Some((Outfile::claim(f).map_err(CallError::Local)?, m))),
+        _ => Ok(None),
+    }
 }
 
-impl DeviceCodes {
-    fn enable(self) -> pb::EnableMfaDeviceRequest {
-        pb::EnableMfaDeviceRequest {
-            user_name: self.user_name,
-            serial_number: self.serial_number,
-            authentication_code1: self.authentication_code1,
-            authentication_code2: self.authentication_code2,
-        }
+/// What create-virtual-mfa-device prints: with an outfile, only the serial (the secret went to
+/// the file); without one, the seed and the QR PNG too.
+fn created_device(
+    r: pb::CreateVirtualMfaDeviceResponse,
+    out: Option<(Outfile, BootstrapMethod)>,
+    show_qr: bool,
+) -> Result<Value, CallError> {
+    let d = r.virtual_mfa_device.unwrap_or_default();
+    let serial = d.serial_number;
+    let seed = Zeroizing::new(d.base32_string_seed);
+    let png = Zeroizing::new(d.qr_code_png);
+    let uri = Zeroizing::new(d.otpauth_uri);
+    if show_qr {
+        draw_qr(&uri);
     }
-
-    fn resync(self) -> pb::ResyncMfaDeviceRequest {
-        pb::ResyncMfaDeviceRequest {
-            user_name: self.user_name,
-            serial_number: self.serial_number,
-            authentication_code1: self.authentication_code1,
-            authentication_code2: self.authentication_code2,
+    Ok(match out {
+        Some((file, method)) => {
+            let bytes: &[u8] = match method {
+                BootstrapMethod::QrCodePng => &png,
+                BootstrapMethod::Base32StringSeed => seed.as_bytes(),
+            };
+            file.write(bytes).map_err(|e| {
+                CallError::Local(e.context(format!("virtual MFA device {serial} created")))
+            })?;
+            json!({ "VirtualMFADevice": { "SerialNumber": serial } })
         }
-    }
+        None => json!({ "VirtualMFADevice": {
+            "SerialNumber": serial,
+            "Base32StringSeed": seed.as_str(),
+            "QRCodePNG": base64::engine::general_purpose::STANDARD.encode(&*png),
+        }}),
+    })
 }
 
 /// A new, empty mode-0600 file claimed for a secret; removed again unless written.
@@ -1267,14 +680,6 @@ impl Drop for Outfile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-/// The contents of `--seed-file`, given as `file://PATH` (as aws takes file arguments) or a path.
-fn read_seed_file(arg: &str) -> anyhow::Result<Zeroizing<String>> {
-    let path = Path::new(arg.strip_prefix("file://").unwrap_or(arg));
-    std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .with_context(|| format!("cannot read seed file `{}`", path.display()))
 }
 
 /// Draws `uri` as a QR code on stderr, light modules as blocks so it scans on a dark terminal.
@@ -1466,12 +871,10 @@ mod tests {
         let f = dir.path().join("seeds.csv");
         std::fs::write(&f, "X\n").unwrap();
         let url = format!("file://{}", f.display());
-        assert_eq!(read_seed_file(&url).unwrap().as_str(), "X\n");
-        assert_eq!(
-            read_seed_file(&f.display().to_string()).unwrap().as_str(),
-            "X\n"
-        );
-        let e = read_seed_file("file:///nonexistent/seeds").unwrap_err();
+        let read = |arg: String| TextFile::from(arg).read("seed file");
+        assert_eq!(read(url).unwrap().as_str(), "X\n");
+        assert_eq!(read(f.display().to_string()).unwrap().as_str(), "X\n");
+        let e = read("file:///nonexistent/seeds".into()).unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/seeds"));
     }
 

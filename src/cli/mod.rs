@@ -7,6 +7,7 @@ mod credentials;
 mod iam;
 mod output;
 mod session;
+mod verbs;
 
 pub use configure::ConfigureArgs;
 pub use iam::{BootstrapMethod, ContextEntries, DeviceCodes, IamAction, Simulation};
@@ -15,6 +16,7 @@ pub use session::{EXIT_NEED_CODE, RoleArgs, SessionArgs, WrapperOutput};
 use crate::client::{Client, Credentials};
 use crate::clock::SystemClock;
 use crate::ids::AccountId;
+use crate::proto::authz::v1 as authz;
 use crate::proto::sts::v1 as sts;
 use crate::server::{self, Limits, ServeConfig};
 use anyhow::Context;
@@ -23,6 +25,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use verbs::verbs;
 
 /// Exit code for an error answered by the broker (as the aws CLI uses).
 pub const EXIT_SERVICE_ERROR: i32 = 254;
@@ -212,58 +215,79 @@ pub struct ClientArgs {
     pub region: String,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum StsAction {
+verbs! {
+    enum StsAction;
+    fn sts_call(client.sts);
+
     /// Who am I?
-    GetCallerIdentity,
+    GetCallerIdentity => get_caller_identity(sts::GetCallerIdentityRequest) {}
+    => |r| json!({ "UserId": r.user_id, "Account": r.account, "Arn": r.arn });
+
     /// Temporary credentials for the caller, MFA-backed when a serial number and code are given.
-    GetSessionToken {
-        #[arg(long)]
-        duration_seconds: Option<i32>,
-        #[arg(long)]
-        serial_number: Option<String>,
-        #[arg(long)]
-        token_code: Option<String>,
-    },
+    GetSessionToken => get_session_token(sts::GetSessionTokenRequest) {
+        #[arg(long)] duration_seconds: Option<i32>,
+        #[arg(long)] serial_number: Option<String>,
+        #[arg(long)] token_code: Option<String>,
+    } => |r| json!({ "Credentials": r.credentials.as_ref().map(output::credentials) });
+
     /// Temporary credentials for a role whose trust policy lets the caller in.
-    AssumeRole {
-        #[arg(long)]
-        role_arn: String,
-        #[arg(long)]
-        role_session_name: String,
-        #[arg(long)]
-        duration_seconds: Option<i32>,
-        #[arg(long)]
-        serial_number: Option<String>,
-        #[arg(long)]
-        token_code: Option<String>,
+    AssumeRole => assume_role(sts::AssumeRoleRequest) {
+        #[arg(long)] role_arn: String,
+        #[arg(long)] role_session_name: String,
+        #[arg(long)] duration_seconds: Option<i32>,
+        #[arg(long)] serial_number: Option<String>,
+        #[arg(long)] token_code: Option<String>,
         /// A session policy, inline JSON or `file://PATH`.
-        #[arg(long)]
-        policy: Option<String>,
-    },
+        #[arg(long)] policy: Option<verbs::Document>,
+    }
+    before { let with_policy = policy.is_some(); }
+    => |r| {
+        let mut v = json!({
+            "Credentials": r.credentials.as_ref().map(output::credentials),
+            "AssumedRoleUser": r.assumed_role_user.map(|u| json!({
+                "AssumedRoleId": u.assumed_role_id,
+                "Arn": u.arn,
+            })),
+        });
+        // AWS reports the packed size of a session policy only when one was passed.
+        if with_policy {
+            v["PackedPolicySize"] = json!(r.packed_policy_size);
+        }
+        v
+    };
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuthzAction {
+verbs! {
+    enum AuthzAction;
+    fn authz_call(client.authz);
+
     /// May the holder of a session token perform an action on a resource?
     ///
     /// Prints Decision (allowed, explicitDeny or implicitDeny), PrincipalArn, MfaPresent,
     /// MfaAgeSeconds (only when MFA is present) and the MatchedStatements.
-    Authorize {
+    Authorize => authorize(authz::AuthorizeRequest) {
         /// The session token the client presented.
-        #[arg(long)]
-        session_token: String,
+        #[arg(long)] session_token: String,
         /// The IAM action, e.g. `s3:GetObject`.
-        #[arg(long)]
-        action: String,
+        #[arg(long)] action: String,
         /// The resource ARN the action is on.
-        #[arg(long)]
-        resource: String,
+        #[arg(long)] resource: String,
         /// Extra request-context keys, as `iam simulate-custom-policy --context-entries` takes
         /// them: `ContextKeyName=K,ContextKeyValues=V1,V2,ContextKeyType=stringList`.
         #[arg(long, num_args = 1.., value_parser = iam::parse_context_entries)]
         context_entries: Vec<iam::ContextEntries>,
-    },
+    } => |r| {
+        let mut v = json!({
+            "Decision": output::decision(r.decision),
+            "PrincipalArn": r.principal_arn,
+            "MfaPresent": r.mfa_present,
+            "MatchedStatements": output::statements(&r.matched_statements),
+        });
+        if let Some(age) = r.mfa_age_seconds {
+            v["MfaAgeSeconds"] = json!(age);
+        }
+        v
+    };
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -290,40 +314,26 @@ pub async fn run(cli: Cli) -> i32 {
             client,
             session,
             output,
-        } => session::obtain(
-            &client,
-            &session,
-            &RoleArgs {
+        } => {
+            let no_role = RoleArgs {
                 role_arn: None,
                 role_session_name: None,
-            },
-            session::Prompt::IfStdinIsTty,
-        )
-        .await
-        .map(|s| {
-            session::print(&s, output);
-            0
-        }),
+            };
+            print_session(&client, &session, &no_role, output).await
+        }
         Command::AssumeRole {
             client,
             session,
             role_arn,
             role_session_name,
             output,
-        } => session::obtain(
-            &client,
-            &session,
-            &RoleArgs {
+        } => {
+            let role = RoleArgs {
                 role_arn: Some(role_arn),
                 role_session_name,
-            },
-            session::Prompt::IfStdinIsTty,
-        )
-        .await
-        .map(|s| {
-            session::print(&s, output);
-            0
-        }),
+            };
+            print_session(&client, &session, &role, output).await
+        }
         Command::CredentialProcess {
             client,
             session,
@@ -358,6 +368,18 @@ pub async fn run(cli: Cli) -> i32 {
             code
         }
     }
+}
+
+/// `get-session-token` and `assume-role`: a session (prompting on a terminal), printed.
+async fn print_session(
+    client: &ClientArgs,
+    session: &SessionArgs,
+    role: &RoleArgs,
+    output: WrapperOutput,
+) -> anyhow::Result<i32> {
+    let s = session::obtain(client, session, role, session::Prompt::IfStdinIsTty).await?;
+    session::print(&s, output);
+    Ok(0)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -402,10 +424,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
-    use crate::broker::{Broker, BrokerSettings, audit::AuditSink};
+    use crate::broker::{Broker, BrokerSettings};
     let d = dir.clone();
     let opened = tokio::task::spawn_blocking(move || crate::datadir::open_existing(&d)).await??;
-    let store: Arc<dyn crate::store::Store> = opened.store.clone();
+    let store: Arc<dyn crate::domain::Store> = opened.store.clone();
     let sessions = {
         let (store, master) = (Arc::clone(&store), Arc::clone(&opened.master));
         let now = crate::clock::Clock::now(&SystemClock);
@@ -415,18 +437,18 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         .await?
         .map_err(anyhow::Error::msg)?
     };
-    let (audit, audit_thread) = AuditSink::start(Arc::clone(&store));
     let account = opened.account.clone();
-    let broker = Broker::new(
+    let handle = Broker::start(
         store,
         opened.master,
         Arc::new(SystemClock),
         opened.account,
         BrokerSettings::new("us-east-1"),
-        audit,
         sessions,
     );
-    let r = broker.recover_root().await?;
+    let recovered = handle.broker().recover_root().await;
+    handle.shutdown().await;
+    let r = recovered?;
     let now = crate::clock::Clock::now(&SystemClock);
     let path = crate::datadir::replace_root_credentials(
         &dir,
@@ -434,9 +456,6 @@ async fn recover_root(dir: PathBuf) -> anyhow::Result<()> {
         &r.secret_access_key,
         now,
     )?;
-    broker.close_mfa_guard().await;
-    broker.close_audit().await;
-    let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     println!("root recovered for account {}", account);
     for serial in &r.deactivated_devices {
         println!("deactivated MFA device {serial}");
@@ -480,9 +499,9 @@ async fn call(args: ClientArgs, format: output::Format, verb: Verb) -> anyhow::R
     let client = Client::connect(&args.endpoint, &args.region, creds).await?;
     let op = operation_name(&verb);
     let result = match verb {
-        Verb::Sts(a) => sts_call(&client, a).await.map(Some),
+        Verb::Sts(a) => sts_call(&client, a).await,
         Verb::Iam(a) => iam::call(&client, a).await,
-        Verb::Authz(a) => authz_call(&client, a).await.map(Some),
+        Verb::Authz(a) => authz_call(&client, a).await,
     };
     match result {
         // Operations with an empty output print nothing, as aws does.
@@ -499,7 +518,7 @@ async fn call(args: ClientArgs, format: output::Format, verb: Verb) -> anyhow::R
     }
 }
 
-enum CallError {
+pub(crate) enum CallError {
     Status(tonic::Status),
     Local(anyhow::Error),
 }
@@ -514,115 +533,6 @@ impl From<crate::client::ClientError> for CallError {
     fn from(e: crate::client::ClientError) -> Self {
         Self::Local(e.into())
     }
-}
-
-async fn sts_call(c: &Client, action: StsAction) -> Result<serde_json::Value, CallError> {
-    match action {
-        StsAction::GetCallerIdentity => {
-            let r = c
-                .sts()
-                .get_caller_identity(c.signed(
-                    "/sts.v1.SecurityTokenService/GetCallerIdentity",
-                    sts::GetCallerIdentityRequest {},
-                )?)
-                .await?
-                .into_inner();
-            Ok(json!({ "UserId": r.user_id, "Account": r.account, "Arn": r.arn }))
-        }
-        StsAction::GetSessionToken {
-            duration_seconds,
-            serial_number,
-            token_code,
-        } => {
-            let r = c
-                .sts()
-                .get_session_token(c.signed(
-                    "/sts.v1.SecurityTokenService/GetSessionToken",
-                    sts::GetSessionTokenRequest {
-                        duration_seconds,
-                        serial_number,
-                        token_code,
-                    },
-                )?)
-                .await?
-                .into_inner();
-            Ok(json!({ "Credentials": r.credentials.as_ref().map(output::credentials) }))
-        }
-        StsAction::AssumeRole {
-            role_arn,
-            role_session_name,
-            duration_seconds,
-            serial_number,
-            token_code,
-            policy,
-        } => {
-            let policy = policy
-                .as_deref()
-                .map(read_document)
-                .transpose()
-                .map_err(CallError::Local)?;
-            let with_policy = policy.is_some();
-            let r = c
-                .sts()
-                .assume_role(c.signed(
-                    "/sts.v1.SecurityTokenService/AssumeRole",
-                    sts::AssumeRoleRequest {
-                        role_arn,
-                        role_session_name,
-                        duration_seconds,
-                        serial_number,
-                        token_code,
-                        policy,
-                    },
-                )?)
-                .await?
-                .into_inner();
-            let mut v = json!({
-                "Credentials": r.credentials.as_ref().map(output::credentials),
-                "AssumedRoleUser": r.assumed_role_user.map(|u| json!({
-                    "AssumedRoleId": u.assumed_role_id,
-                    "Arn": u.arn,
-                })),
-            });
-            // AWS reports the packed size of a session policy only when one was passed.
-            if with_policy {
-                v["PackedPolicySize"] = json!(r.packed_policy_size);
-            }
-            Ok(v)
-        }
-    }
-}
-
-async fn authz_call(c: &Client, action: AuthzAction) -> Result<serde_json::Value, CallError> {
-    let AuthzAction::Authorize {
-        session_token,
-        action,
-        resource,
-        context_entries,
-    } = action;
-    let r = c
-        .authz()
-        .authorize(c.signed(
-            "/authz.v1.AuthorizationService/Authorize",
-            crate::proto::authz::v1::AuthorizeRequest {
-                session_token,
-                action,
-                resource,
-                context_entries: iam::flatten_entries(context_entries),
-            },
-        )?)
-        .await?
-        .into_inner();
-    let mut v = json!({
-        "Decision": output::decision(r.decision),
-        "PrincipalArn": r.principal_arn,
-        "MfaPresent": r.mfa_present,
-        "MatchedStatements": output::statements(&r.matched_statements),
-    });
-    if let Some(age) = r.mfa_age_seconds {
-        v["MfaAgeSeconds"] = json!(age);
-    }
-    Ok(v)
 }
 
 /// A policy document given inline or as `file://PATH`, as aws takes them.

@@ -257,14 +257,11 @@ pub async fn obtain(
     let creds = match &role.role_arn {
         None => {
             let op = "GetSessionToken";
-            let req = c.signed(
-                "/sts.v1.SecurityTokenService/GetSessionToken",
-                sts::GetSessionTokenRequest {
-                    duration_seconds: s.duration_seconds,
-                    serial_number: serial.clone(),
-                    token_code: code.as_ref().map(|c| c.to_string()),
-                },
-            )?;
+            let req = sts::GetSessionTokenRequest {
+                duration_seconds: s.duration_seconds,
+                serial_number: serial.clone(),
+                token_code: code.as_ref().map(|c| c.to_string()),
+            };
             c.sts()
                 .get_session_token(req)
                 .await
@@ -274,20 +271,17 @@ pub async fn obtain(
         }
         Some(arn) => {
             let op = "AssumeRole";
-            let req = c.signed(
-                "/sts.v1.SecurityTokenService/AssumeRole",
-                sts::AssumeRoleRequest {
-                    role_arn: arn.clone(),
-                    role_session_name: role
-                        .role_session_name
-                        .clone()
-                        .unwrap_or_else(|| format!("sts-broker-{}", now())),
-                    duration_seconds: s.duration_seconds,
-                    serial_number: serial.clone(),
-                    token_code: code.as_ref().map(|c| c.to_string()),
-                    policy: None,
-                },
-            )?;
+            let req = sts::AssumeRoleRequest {
+                role_arn: arn.clone(),
+                role_session_name: role
+                    .role_session_name
+                    .clone()
+                    .unwrap_or_else(|| format!("sts-broker-{}", now())),
+                duration_seconds: s.duration_seconds,
+                serial_number: serial.clone(),
+                token_code: code.as_ref().map(|c| c.to_string()),
+                policy: None,
+            };
             c.sts()
                 .assume_role(req)
                 .await
@@ -424,10 +418,7 @@ pub async fn whoami(client: &ClientArgs) -> anyhow::Result<i32> {
     let c = Client::connect(&client.endpoint, &client.region, r.credentials).await?;
     let id = c
         .sts()
-        .get_caller_identity(c.signed(
-            "/sts.v1.SecurityTokenService/GetCallerIdentity",
-            sts::GetCallerIdentityRequest {},
-        )?)
+        .get_caller_identity(sts::GetCallerIdentityRequest {})
         .await
         .map_err(|e| status_exit("GetCallerIdentity", &e))?
         .into_inner();

@@ -4,7 +4,7 @@
 
 use super::CredentialsError;
 use crate::crypto::{Binding, MasterKey};
-use crate::store::SigningKeyRecord;
+use crate::domain::SigningKeyRecord;
 use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use sha2::{Digest, Sha256};
@@ -337,6 +337,31 @@ mod tests {
             r.jwks()["keys"].as_array().unwrap().len(),
             1,
             "the retired key is gone"
+        );
+    }
+
+    /// A verification that passed against the old ring and stores its result after a reload that
+    /// removed the signing key must not leave the token answerable from memory.
+    #[test]
+    fn a_verification_that_raced_a_reload_is_not_remembered() {
+        let m = master();
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let now = t.unix_timestamp();
+        let (r, _) = ring(&m, t);
+        let tok = r.sign(&claims(now)).unwrap();
+        let replacement = [new_signing_key(&m, t).unwrap()];
+        let raced = r.verify_with(&tok, &expect(), now, || {
+            r.reload(&replacement, &m, t).unwrap();
+        });
+        assert_eq!(
+            raced.map(|c| c.jti),
+            Ok("j1".into()),
+            "checked before the reload"
+        );
+        assert_eq!(
+            r.verify(&tok, &expect(), now),
+            Err(TokenError::UnknownKey),
+            "its key has left the ring"
         );
     }
 

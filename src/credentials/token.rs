@@ -1,18 +1,23 @@
 //! Session tokens: a JWS compact token (RFC 7515/7519) signed with Ed25519, with the claims of
-//! API.md section 6. Validation is explicit (RFC 8725 section 3): the algorithm is pinned to EdDSA,
-//! the header `typ` must be ours, the `kid` must name a key in our ring (no `jku`/`x5u`/`jwk` is
-//! ever followed: tokens carrying them are refused), `iss` and `aud` must match, and the time
-//! claims are checked against the broker's clock, not the library's, with no leeway on `exp`.
+//! [`SessionClaims`] (the public token contract). Validation is explicit (RFC 8725 section 3): the
+//! algorithm is pinned to EdDSA, the header `typ` must be ours, the `kid` must name a key in our
+//! ring (no `jku`/`x5u`/`jwk` is ever followed: tokens carrying them are refused), `iss` and `aud`
+//! must match, and the time claims are checked against the broker's clock, not the library's,
+//! with no leeway on `exp`.
 //!
 //! The same session token comes back on every call its holder makes, and the Ed25519 check is the
 //! largest single cost of such a call (~70 µs here, see BENCHMARKS.md). So a token that passed
 //! every check except the time claims is remembered in a bounded cache keyed by the SHA-256 of
 //! the whole token and the expected issuer and audience; a hit skips only the signature and
 //! header work — the time claims are checked against the clock on every call, revocation is
-//! checked by the caller on every call, and the cache is emptied whenever the key ring changes.
-//! Keying on the whole token (not its signature) means a token altered anywhere is a miss.
+//! checked by the caller on every call, and the cache is invalidated whenever the key ring changes,
+//! under the crate's one cache rule (`src/cache.rs`): a verification that began against the old
+//! ring is not remembered, so a token signed by a key that has left the ring is never answered
+//! from memory. Keying on the whole token (not its signature) means a token altered anywhere is a
+//! miss.
 
 use super::keyring::KeyRing;
+use crate::cache::GenerationCache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -101,15 +106,16 @@ pub enum TokenError {
 const VERIFIED_CAPACITY: usize = 16_384;
 
 /// Tokens already verified, by SHA-256 of (issuer, audience, token).
-pub(super) struct VerifiedTokens(quick_cache::sync::Cache<[u8; 32], Arc<SessionClaims>>);
+pub(super) struct VerifiedTokens(GenerationCache<[u8; 32], Arc<SessionClaims>>);
 
 impl VerifiedTokens {
     pub(super) fn new() -> Self {
-        Self(quick_cache::sync::Cache::new(VERIFIED_CAPACITY))
+        Self(GenerationCache::new(VERIFIED_CAPACITY))
     }
 
+    /// Forgets every token and refuses verifications under way (after the ring has changed).
     pub(super) fn clear(&self) {
-        self.0.clear();
+        self.0.invalidate();
     }
 
     fn key(token: &str, expect: &Validation) -> [u8; 32] {
@@ -148,6 +154,18 @@ impl KeyRing {
         expect: &Validation,
         now: i64,
     ) -> Result<SessionClaims, TokenError> {
+        self.verify_with(token, expect, now, || ())
+    }
+
+    /// [`KeyRing::verify`], running `after_check` between the signature check and the cache
+    /// insert (tests use it to change the ring exactly there).
+    pub(super) fn verify_with(
+        &self,
+        token: &str,
+        expect: &Validation,
+        now: i64,
+        after_check: impl FnOnce(),
+    ) -> Result<SessionClaims, TokenError> {
         if token.is_empty()
             || token.len() > MAX_TOKEN_LEN
             || token.bytes().filter(|b| *b == b'.').count() != 2
@@ -158,8 +176,10 @@ impl KeyRing {
         let claims = match self.verified.0.get(&key) {
             Some(c) => c,
             None => {
+                let read_at = self.verified.0.generation();
                 let c = Arc::new(self.verify_signed(token, expect)?);
-                self.verified.0.insert(key, Arc::clone(&c));
+                after_check();
+                self.verified.0.put(read_at, key, Arc::clone(&c));
                 c
             }
         };

@@ -1,12 +1,11 @@
-//! `iam.v1.IamService`.
+//! `iam.v1.IamService`: one row per RPC (request → input → broker → response).
 
-use super::{Services, timestamp};
+use super::{Services, done, timestamp};
 use crate::broker::{AccessKeyView, DeviceView, SimulationResult, UserView, source_type_name};
-use crate::policy::{ContextEntry, Decision, EvalDecision, MatchedStatement};
+use crate::domain::{Group, ManagedPolicy};
+use crate::policy::{Decision, EvalDecision, MatchedStatement};
 use crate::proto::iam::v1 as pb;
 use crate::proto::iam::v1::iam_service_server::IamService;
-use crate::store::{ManagedPolicy, PrincipalKind};
-use tonic::{Request, Response, Status};
 
 fn user_pb(u: UserView) -> pb::User {
     pb::User {
@@ -46,7 +45,21 @@ fn virtual_device_pb(d: DeviceView) -> pb::VirtualMfaDevice {
     }
 }
 
-fn role_pb(r: crate::store::Role, arn: String) -> pb::Role {
+fn each<T, U>(items: Vec<T>, f: impl FnMut(T) -> U) -> Vec<U> {
+    items.into_iter().map(f).collect()
+}
+
+fn group_pb(g: Group, arn: String) -> pb::Group {
+    pb::Group {
+        path: g.path.as_str().to_owned(),
+        group_name: g.name.to_string(),
+        group_id: g.id,
+        arn,
+        create_date: Some(timestamp(g.created)),
+    }
+}
+
+fn role_pb(r: crate::domain::Role, arn: String) -> pb::Role {
     pb::Role {
         path: r.path.as_str().to_owned(),
         role_name: r.name.to_string(),
@@ -57,10 +70,6 @@ fn role_pb(r: crate::store::Role, arn: String) -> pb::Role {
         description: r.description,
         max_session_duration: i32::try_from(r.max_session_duration).unwrap_or(i32::MAX),
     }
-}
-
-fn instant(t: Option<&prost_types::Timestamp>) -> Option<time::OffsetDateTime> {
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
 }
 
 fn policy_pb(p: ManagedPolicy) -> pb::Policy {
@@ -77,16 +86,6 @@ fn policy_pb(p: ManagedPolicy) -> pb::Policy {
         update_date: Some(timestamp(p.updated)),
         policy_document: p.document,
     }
-}
-
-pub(super) fn entries(list: &[pb::ContextEntry]) -> Vec<ContextEntry> {
-    list.iter()
-        .map(|e| ContextEntry {
-            context_key_name: e.context_key_name.clone(),
-            context_key_values: e.context_key_values.clone(),
-            context_key_type: e.context_key_type.clone(),
-        })
-        .collect()
 }
 
 pub(super) fn decision_pb(d: EvalDecision) -> i32 {
@@ -134,787 +133,188 @@ fn simulation_pb(results: Vec<SimulationResult>) -> pb::SimulatePolicyResponse {
     }
 }
 
-#[tonic::async_trait]
-impl IamService for Services {
-    async fn create_group(
-        &self,
-        req: Request<pb::CreateGroupRequest>,
-    ) -> Result<Response<pb::CreateGroupResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_group(c, &m.group_name, m.path.as_deref())
-            .await
-            .map(|(g, arn)| pb::CreateGroupResponse {
-                group: Some(pb::Group {
-                    path: g.path.as_str().to_owned(),
-                    group_name: g.name.to_string(),
-                    group_id: g.id,
-                    arn,
-                    create_date: Some(timestamp(g.created)),
-                }),
-            }))
-    }
+service! { self, IamService {
+    create_user(pb::CreateUserRequest) -> pb::CreateUserResponse = |c, m|
+        Ok(pb::CreateUserResponse { user: Some(user_pb(self.broker.create_user(c, m.try_into()?).await?)) });
+    get_user(pb::GetUserRequest) -> pb::GetUserResponse = |c, m|
+        Ok(pb::GetUserResponse { user: Some(user_pb(self.broker.get_user(c, m.try_into()?).await?)) });
+    list_users(pb::ListUsersRequest) -> pb::ListUsersResponse = |c, m| {
+        let (users, marker) = self.broker.list_users(c, m.try_into()?).await?;
+        Ok(pb::ListUsersResponse {
+            users: users.into_iter().map(user_pb).collect(),
+            is_truncated: marker.is_some(),
+            marker,
+        })
+    };
+    delete_user(pb::DeleteUserRequest) -> pb::DeleteUserResponse = |c, m|
+        done(self.broker.delete_user(c, m.try_into()?).await);
+    create_access_key(pb::CreateAccessKeyRequest) -> pb::CreateAccessKeyResponse = |c, m| {
+        let k = self.broker.create_access_key(c, m.try_into()?).await?;
+        Ok(pb::CreateAccessKeyResponse {
+            access_key: Some(pb::AccessKey {
+                user_name: k.key.user_name.clone(),
+                access_key_id: k.key.access_key_id.clone(),
+                status: k.key.status.as_str().to_owned(),
+                secret_access_key: k.secret_access_key.to_string(),
+                create_date: Some(timestamp(k.key.created)),
+            }),
+        })
+    };
+    list_access_keys(pb::ListAccessKeysRequest) -> pb::ListAccessKeysResponse = |c, m| Ok(pb::ListAccessKeysResponse {
+        access_key_metadata: each(self.broker.list_access_keys(c, m.try_into()?).await?, key_meta_pb),
+        ..Default::default()
+    });
+    update_access_key(pb::UpdateAccessKeyRequest) -> pb::UpdateAccessKeyResponse = |c, m|
+        done(self.broker.update_access_key(c, m.try_into()?).await);
+    delete_access_key(pb::DeleteAccessKeyRequest) -> pb::DeleteAccessKeyResponse = |c, m|
+        done(self.broker.delete_access_key(c, m.try_into()?).await);
 
-    async fn get_group(
-        &self,
-        req: Request<pb::GetGroupRequest>,
-    ) -> Result<Response<pb::GetGroupResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_group(c, &m.group_name)
-            .await
-            .map(|(g, arn, users)| pb::GetGroupResponse {
-                group: Some(pb::Group {
-                    path: g.path.as_str().to_owned(),
-                    group_name: g.name.to_string(),
-                    group_id: g.id,
-                    arn,
-                    create_date: Some(timestamp(g.created)),
-                }),
-                users: users.into_iter().map(user_pb).collect(),
-            }))
-    }
+    create_virtual_mfa_device(pb::CreateVirtualMfaDeviceRequest) -> pb::CreateVirtualMfaDeviceResponse = |c, m| {
+        let d = self.broker.create_virtual_mfa_device(c, m.try_into()?).await?;
+        Ok(pb::CreateVirtualMfaDeviceResponse {
+            virtual_mfa_device: Some(pb::VirtualMfaDevice {
+                serial_number: d.serial.clone(),
+                base32_string_seed: d.base32_seed.to_string(),
+                qr_code_png: d.qr_png.to_vec(),
+                otpauth_uri: d.otpauth_uri.to_string(),
+                user: None,
+                enable_date: None,
+            }),
+        })
+    };
+    enable_mfa_device(pb::EnableMfaDeviceRequest) -> pb::EnableMfaDeviceResponse = |c, m|
+        done(self.broker.enable_mfa_device(c, m.try_into()?).await);
+    resync_mfa_device(pb::ResyncMfaDeviceRequest) -> pb::ResyncMfaDeviceResponse = |c, m|
+        done(self.broker.resync_mfa_device(c, m.try_into()?).await);
+    deactivate_mfa_device(pb::DeactivateMfaDeviceRequest) -> pb::DeactivateMfaDeviceResponse = |c, m|
+        done(self.broker.deactivate_mfa_device(c, m.try_into()?).await);
+    delete_virtual_mfa_device(pb::DeleteVirtualMfaDeviceRequest) -> pb::DeleteVirtualMfaDeviceResponse = |c, m|
+        done(self.broker.delete_virtual_mfa_device(c, m.try_into()?).await);
+    list_mfa_devices(pb::ListMfaDevicesRequest) -> pb::ListMfaDevicesResponse = |c, m| Ok(pb::ListMfaDevicesResponse {
+        mfa_devices: each(self.broker.list_mfa_devices(c, m.try_into()?).await?, mfa_device_pb),
+        ..Default::default()
+    });
+    list_virtual_mfa_devices(pb::ListVirtualMfaDevicesRequest) -> pb::ListVirtualMfaDevicesResponse = |c, m| Ok(pb::ListVirtualMfaDevicesResponse {
+        virtual_mfa_devices: each(self.broker.list_virtual_mfa_devices(c, m.try_into()?).await?, virtual_device_pb),
+        ..Default::default()
+    });
+    get_mfa_device(pb::GetMfaDeviceRequest) -> pb::GetMfaDeviceResponse = |c, m| {
+        let d = self.broker.get_mfa_device(c, m.try_into()?).await?;
+        Ok(pb::GetMfaDeviceResponse {
+            user_name: d.user_name,
+            serial_number: d.serial,
+            enable_date: d.enable_date.map(timestamp),
+            certifications: Default::default(),
+        })
+    };
+    import_hardware_mfa_devices(pb::ImportHardwareMfaDevicesRequest) -> pb::ImportHardwareMfaDevicesResponse = |c, m| {
+        let serial_numbers = self.broker.import_hardware_mfa_devices(c, m.try_into()?).await?;
+        Ok(pb::ImportHardwareMfaDevicesResponse { serial_numbers })
+    };
+    reset_mfa_lockout(pb::ResetMfaLockoutRequest) -> pb::ResetMfaLockoutResponse = |c, m|
+        done(self.broker.reset_mfa_lockout(c, m.try_into()?).await);
 
-    async fn delete_group(
-        &self,
-        req: Request<pb::DeleteGroupRequest>,
-    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_group(c, &m.group_name)
-            .await
-            .map(|()| pb::DeleteGroupResponse {}))
-    }
+    create_group(pb::CreateGroupRequest) -> pb::CreateGroupResponse = |c, m| {
+        let (g, arn) = self.broker.create_group(c, m.try_into()?).await?;
+        Ok(pb::CreateGroupResponse { group: Some(group_pb(g, arn)) })
+    };
+    get_group(pb::GetGroupRequest) -> pb::GetGroupResponse = |c, m| {
+        let (g, arn, users) = self.broker.get_group(c, m.try_into()?).await?;
+        Ok(pb::GetGroupResponse {
+            group: Some(group_pb(g, arn)),
+            users: users.into_iter().map(user_pb).collect(),
+        })
+    };
+    delete_group(pb::DeleteGroupRequest) -> pb::DeleteGroupResponse = |c, m|
+        done(self.broker.delete_group(c, m.try_into()?).await);
+    add_user_to_group(pb::AddUserToGroupRequest) -> pb::AddUserToGroupResponse = |c, m|
+        done(self.broker.group_membership(c, m.try_into()?, true).await);
+    remove_user_from_group(pb::RemoveUserFromGroupRequest) -> pb::RemoveUserFromGroupResponse = |c, m|
+        done(self.broker.group_membership(c, m.try_into()?, false).await);
 
-    async fn add_user_to_group(
-        &self,
-        req: Request<pb::AddUserToGroupRequest>,
-    ) -> Result<Response<pb::AddUserToGroupResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .group_membership(c, &m.group_name, &m.user_name, true)
-            .await
-            .map(|()| pb::AddUserToGroupResponse {}))
-    }
+    create_role(pb::CreateRoleRequest) -> pb::CreateRoleResponse = |c, m| {
+        let r = self.broker.create_role(c, m.try_into()?).await?;
+        let arn = self.broker.arn_of_role(&r);
+        Ok(pb::CreateRoleResponse { role: Some(role_pb(r, arn)) })
+    };
+    get_role(pb::GetRoleRequest) -> pb::GetRoleResponse = |c, m| {
+        let (r, arn) = self.broker.get_role(c, m.try_into()?).await?;
+        Ok(pb::GetRoleResponse { role: Some(role_pb(r, arn)) })
+    };
+    delete_role(pb::DeleteRoleRequest) -> pb::DeleteRoleResponse = |c, m|
+        done(self.broker.delete_role(c, m.try_into()?).await);
+    update_assume_role_policy(pb::UpdateAssumeRolePolicyRequest) -> pb::UpdateAssumeRolePolicyResponse = |c, m|
+        done(self.broker.update_assume_role_policy(c, m.try_into()?).await);
+    revoke_sessions(pb::RevokeSessionsRequest) -> pb::RevokeSessionsResponse = |c, m|
+        done(self.broker.revoke_sessions(c, m.try_into()?).await);
+    rotate_signing_key(pb::RotateSigningKeyRequest) -> pb::RotateSigningKeyResponse = |c, m| {
+        let (kid, previous_kid) = self.broker.rotate_signing_key(c).await?;
+        Ok(pb::RotateSigningKeyResponse { kid, previous_kid })
+    };
 
-    async fn remove_user_from_group(
-        &self,
-        req: Request<pb::RemoveUserFromGroupRequest>,
-    ) -> Result<Response<pb::RemoveUserFromGroupResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .group_membership(c, &m.group_name, &m.user_name, false)
-            .await
-            .map(|()| pb::RemoveUserFromGroupResponse {}))
-    }
+    create_policy(pb::CreatePolicyRequest) -> pb::CreatePolicyResponse = |c, m|
+        Ok(pb::CreatePolicyResponse { policy: Some(policy_pb(self.broker.create_policy(c, m.try_into()?).await?)) });
+    get_policy(pb::GetPolicyRequest) -> pb::GetPolicyResponse = |c, m|
+        Ok(pb::GetPolicyResponse { policy: Some(policy_pb(self.broker.get_policy(c, m.try_into()?).await?)) });
+    delete_policy(pb::DeletePolicyRequest) -> pb::DeletePolicyResponse = |c, m|
+        done(self.broker.delete_policy(c, m.try_into()?).await);
+    list_policies(pb::ListPoliciesRequest) -> pb::ListPoliciesResponse = |c, m| Ok(pb::ListPoliciesResponse {
+        policies: each(self.broker.list_policies(c, m.try_into()?).await?, policy_pb),
+        ..Default::default()
+    });
+    list_attached_user_policies(pb::ListAttachedUserPoliciesRequest) -> pb::ListAttachedUserPoliciesResponse = |c, m| {
+        let list = self.broker.list_attached(c, m.try_into()?).await?;
+        let attached = |(policy_name, policy_arn)| pb::AttachedPolicy { policy_name, policy_arn };
+        Ok(pb::ListAttachedUserPoliciesResponse { attached_policies: each(list, attached), ..Default::default() })
+    };
 
-    async fn create_policy(
-        &self,
-        req: Request<pb::CreatePolicyRequest>,
-    ) -> Result<Response<pb::CreatePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_policy(
-                c,
-                &m.policy_name,
-                &m.policy_document,
-                m.path.as_deref(),
-                m.description.as_deref()
-            )
-            .await
-            .map(|p| pb::CreatePolicyResponse {
-                policy: Some(policy_pb(p))
-            }))
-    }
+    attach_user_policy(pb::AttachUserPolicyRequest) -> pb::AttachUserPolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, true).await);
+    attach_group_policy(pb::AttachGroupPolicyRequest) -> pb::AttachGroupPolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, true).await);
+    attach_role_policy(pb::AttachRolePolicyRequest) -> pb::AttachRolePolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, true).await);
+    detach_user_policy(pb::DetachUserPolicyRequest) -> pb::DetachUserPolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, false).await);
+    detach_group_policy(pb::DetachGroupPolicyRequest) -> pb::DetachGroupPolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, false).await);
+    detach_role_policy(pb::DetachRolePolicyRequest) -> pb::DetachRolePolicyResponse = |c, m| done(self.broker.attachment(c, m.try_into()?, false).await);
+    put_user_policy(pb::PutUserPolicyRequest) -> pb::PutUserPolicyResponse = |c, m| done(self.broker.put_inline(c, m.try_into()?).await);
+    put_group_policy(pb::PutGroupPolicyRequest) -> pb::PutGroupPolicyResponse = |c, m| done(self.broker.put_inline(c, m.try_into()?).await);
+    put_role_policy(pb::PutRolePolicyRequest) -> pb::PutRolePolicyResponse = |c, m| done(self.broker.put_inline(c, m.try_into()?).await);
+    delete_user_policy(pb::DeleteUserPolicyRequest) -> pb::DeleteUserPolicyResponse = |c, m| done(self.broker.delete_inline(c, m.try_into()?).await);
+    delete_group_policy(pb::DeleteGroupPolicyRequest) -> pb::DeleteGroupPolicyResponse = |c, m| done(self.broker.delete_inline(c, m.try_into()?).await);
+    delete_role_policy(pb::DeleteRolePolicyRequest) -> pb::DeleteRolePolicyResponse = |c, m| done(self.broker.delete_inline(c, m.try_into()?).await);
+    get_user_policy(pb::GetUserPolicyRequest) -> pb::GetUserPolicyResponse = |c, m| {
+        let (policy_name, policy_document) = self.broker.get_inline(c, m.try_into()?).await?;
+        Ok(pb::GetUserPolicyResponse { user_name: m.user_name.clone(), policy_name, policy_document })
+    };
+    get_group_policy(pb::GetGroupPolicyRequest) -> pb::GetGroupPolicyResponse = |c, m| {
+        let (policy_name, policy_document) = self.broker.get_inline(c, m.try_into()?).await?;
+        Ok(pb::GetGroupPolicyResponse { group_name: m.group_name.clone(), policy_name, policy_document })
+    };
+    get_role_policy(pb::GetRolePolicyRequest) -> pb::GetRolePolicyResponse = |c, m| {
+        let (policy_name, policy_document) = self.broker.get_inline(c, m.try_into()?).await?;
+        Ok(pb::GetRolePolicyResponse { role_name: m.role_name.clone(), policy_name, policy_document })
+    };
 
-    async fn get_policy(
-        &self,
-        req: Request<pb::GetPolicyRequest>,
-    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_policy(c, &m.policy_arn)
-            .await
-            .map(|p| pb::GetPolicyResponse {
-                policy: Some(policy_pb(p))
-            }))
-    }
+    simulate_custom_policy(pb::SimulateCustomPolicyRequest) -> pb::SimulatePolicyResponse = |c, m|
+        Ok(simulation_pb(self.broker.simulate(c, m.try_into()?).await?));
+    simulate_principal_policy(pb::SimulatePrincipalPolicyRequest) -> pb::SimulatePolicyResponse = |c, m|
+        Ok(simulation_pb(self.broker.simulate(c, m.try_into()?).await?));
 
-    async fn delete_policy(
-        &self,
-        req: Request<pb::DeletePolicyRequest>,
-    ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_policy(c, &m.policy_arn)
-            .await
-            .map(|()| pb::DeletePolicyResponse {}))
-    }
-
-    async fn list_policies(
-        &self,
-        req: Request<pb::ListPoliciesRequest>,
-    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_policies(
-                c,
-                m.scope.as_deref(),
-                m.only_attached.unwrap_or(false),
-                m.path_prefix.as_deref()
-            )
-            .await
-            .map(|ps| pb::ListPoliciesResponse {
-                policies: ps.into_iter().map(policy_pb).collect(),
-                is_truncated: false,
-                marker: None,
-            }))
-    }
-
-    async fn attach_user_policy(
-        &self,
-        req: Request<pb::AttachUserPolicyRequest>,
-    ) -> Result<Response<pb::AttachUserPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::User, &m.user_name, &m.policy_arn, true)
-            .await
-            .map(|()| pb::AttachUserPolicyResponse {}))
-    }
-
-    async fn attach_group_policy(
-        &self,
-        req: Request<pb::AttachGroupPolicyRequest>,
-    ) -> Result<Response<pb::AttachGroupPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::Group, &m.group_name, &m.policy_arn, true)
-            .await
-            .map(|()| pb::AttachGroupPolicyResponse {}))
-    }
-
-    async fn attach_role_policy(
-        &self,
-        req: Request<pb::AttachRolePolicyRequest>,
-    ) -> Result<Response<pb::AttachRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::Role, &m.role_name, &m.policy_arn, true)
-            .await
-            .map(|()| pb::AttachRolePolicyResponse {}))
-    }
-
-    async fn detach_user_policy(
-        &self,
-        req: Request<pb::DetachUserPolicyRequest>,
-    ) -> Result<Response<pb::DetachUserPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::User, &m.user_name, &m.policy_arn, false)
-            .await
-            .map(|()| pb::DetachUserPolicyResponse {}))
-    }
-
-    async fn detach_group_policy(
-        &self,
-        req: Request<pb::DetachGroupPolicyRequest>,
-    ) -> Result<Response<pb::DetachGroupPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::Group, &m.group_name, &m.policy_arn, false)
-            .await
-            .map(|()| pb::DetachGroupPolicyResponse {}))
-    }
-
-    async fn detach_role_policy(
-        &self,
-        req: Request<pb::DetachRolePolicyRequest>,
-    ) -> Result<Response<pb::DetachRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .attachment(c, PrincipalKind::Role, &m.role_name, &m.policy_arn, false)
-            .await
-            .map(|()| pb::DetachRolePolicyResponse {}))
-    }
-
-    async fn list_attached_user_policies(
-        &self,
-        req: Request<pb::ListAttachedUserPoliciesRequest>,
-    ) -> Result<Response<pb::ListAttachedUserPoliciesResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_attached(c, PrincipalKind::User, &m.user_name)
-            .await
-            .map(|list| pb::ListAttachedUserPoliciesResponse {
-                attached_policies: list
-                    .into_iter()
-                    .map(|(policy_name, policy_arn)| pb::AttachedPolicy {
-                        policy_name,
-                        policy_arn
-                    })
-                    .collect(),
-                is_truncated: false,
-                marker: None,
-            }))
-    }
-
-    async fn put_user_policy(
-        &self,
-        req: Request<pb::PutUserPolicyRequest>,
-    ) -> Result<Response<pb::PutUserPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .put_inline(
-                c,
-                PrincipalKind::User,
-                &m.user_name,
-                &m.policy_name,
-                &m.policy_document
-            )
-            .await
-            .map(|()| pb::PutUserPolicyResponse {}))
-    }
-
-    async fn put_group_policy(
-        &self,
-        req: Request<pb::PutGroupPolicyRequest>,
-    ) -> Result<Response<pb::PutGroupPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .put_inline(
-                c,
-                PrincipalKind::Group,
-                &m.group_name,
-                &m.policy_name,
-                &m.policy_document
-            )
-            .await
-            .map(|()| pb::PutGroupPolicyResponse {}))
-    }
-
-    async fn put_role_policy(
-        &self,
-        req: Request<pb::PutRolePolicyRequest>,
-    ) -> Result<Response<pb::PutRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .put_inline(
-                c,
-                PrincipalKind::Role,
-                &m.role_name,
-                &m.policy_name,
-                &m.policy_document
-            )
-            .await
-            .map(|()| pb::PutRolePolicyResponse {}))
-    }
-
-    async fn get_user_policy(
-        &self,
-        req: Request<pb::GetUserPolicyRequest>,
-    ) -> Result<Response<pb::GetUserPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_inline(c, PrincipalKind::User, &m.user_name, &m.policy_name)
-            .await
-            .map(|(policy_name, policy_document)| {
-                pb::GetUserPolicyResponse {
-                    user_name: m.user_name.clone(),
-                    policy_name,
-                    policy_document,
-                }
-            }))
-    }
-
-    async fn get_group_policy(
-        &self,
-        req: Request<pb::GetGroupPolicyRequest>,
-    ) -> Result<Response<pb::GetGroupPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_inline(c, PrincipalKind::Group, &m.group_name, &m.policy_name)
-            .await
-            .map(|(policy_name, policy_document)| {
-                pb::GetGroupPolicyResponse {
-                    group_name: m.group_name.clone(),
-                    policy_name,
-                    policy_document,
-                }
-            }))
-    }
-
-    async fn get_role_policy(
-        &self,
-        req: Request<pb::GetRolePolicyRequest>,
-    ) -> Result<Response<pb::GetRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_inline(c, PrincipalKind::Role, &m.role_name, &m.policy_name)
-            .await
-            .map(|(policy_name, policy_document)| {
-                pb::GetRolePolicyResponse {
-                    role_name: m.role_name.clone(),
-                    policy_name,
-                    policy_document,
-                }
-            }))
-    }
-
-    async fn delete_user_policy(
-        &self,
-        req: Request<pb::DeleteUserPolicyRequest>,
-    ) -> Result<Response<pb::DeleteUserPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_inline(c, PrincipalKind::User, &m.user_name, &m.policy_name)
-            .await
-            .map(|()| pb::DeleteUserPolicyResponse {}))
-    }
-
-    async fn delete_group_policy(
-        &self,
-        req: Request<pb::DeleteGroupPolicyRequest>,
-    ) -> Result<Response<pb::DeleteGroupPolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_inline(c, PrincipalKind::Group, &m.group_name, &m.policy_name)
-            .await
-            .map(|()| pb::DeleteGroupPolicyResponse {}))
-    }
-
-    async fn delete_role_policy(
-        &self,
-        req: Request<pb::DeleteRolePolicyRequest>,
-    ) -> Result<Response<pb::DeleteRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_inline(c, PrincipalKind::Role, &m.role_name, &m.policy_name)
-            .await
-            .map(|()| pb::DeleteRolePolicyResponse {}))
-    }
-
-    async fn simulate_custom_policy(
-        &self,
-        req: Request<pb::SimulateCustomPolicyRequest>,
-    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .simulate(
-                c,
-                None,
-                &m.policy_input_list,
-                &m.action_names,
-                &m.resource_arns,
-                &entries(&m.context_entries)
-            )
-            .await
-            .map(simulation_pb))
-    }
-
-    async fn simulate_principal_policy(
-        &self,
-        req: Request<pb::SimulatePrincipalPolicyRequest>,
-    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .simulate(
-                c,
-                Some(&m.policy_source_arn),
-                &m.policy_input_list,
-                &m.action_names,
-                &m.resource_arns,
-                &entries(&m.context_entries)
-            )
-            .await
-            .map(simulation_pb))
-    }
-
-    async fn create_role(
-        &self,
-        req: Request<pb::CreateRoleRequest>,
-    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_role(
-                c,
-                &m.role_name,
-                &m.assume_role_policy_document,
-                m.max_session_duration,
-                m.path.as_deref(),
-                m.description.as_deref(),
-            )
-            .await
-            .map(|r| {
-                let arn = self.broker.arn_of_role(&r);
-                pb::CreateRoleResponse {
-                    role: Some(role_pb(r, arn)),
-                }
-            }))
-    }
-
-    async fn get_role(
-        &self,
-        req: Request<pb::GetRoleRequest>,
-    ) -> Result<Response<pb::GetRoleResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_role(c, &m.role_name)
-            .await
-            .map(|(r, arn)| pb::GetRoleResponse {
-                role: Some(role_pb(r, arn)),
-            }))
-    }
-
-    async fn delete_role(
-        &self,
-        req: Request<pb::DeleteRoleRequest>,
-    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_role(c, &m.role_name)
-            .await
-            .map(|()| pb::DeleteRoleResponse {}))
-    }
-
-    async fn update_assume_role_policy(
-        &self,
-        req: Request<pb::UpdateAssumeRolePolicyRequest>,
-    ) -> Result<Response<pb::UpdateAssumeRolePolicyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .update_assume_role_policy(c, &m.role_name, &m.policy_document)
-            .await
-            .map(|()| pb::UpdateAssumeRolePolicyResponse {}))
-    }
-
-    async fn revoke_sessions(
-        &self,
-        req: Request<pb::RevokeSessionsRequest>,
-    ) -> Result<Response<pb::RevokeSessionsResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .revoke_sessions(
-                c,
-                m.user_name.as_deref(),
-                m.role_name.as_deref(),
-                instant(m.issued_before.as_ref()),
-            )
-            .await
-            .map(|()| pb::RevokeSessionsResponse {}))
-    }
-
-    async fn rotate_signing_key(
-        &self,
-        req: Request<pb::RotateSigningKeyRequest>,
-    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .rotate_signing_key(c)
-            .await
-            .map(|(kid, previous_kid)| pb::RotateSigningKeyResponse {
-                kid,
-                previous_kid
-            }))
-    }
-
-    async fn create_virtual_mfa_device(
-        &self,
-        req: Request<pb::CreateVirtualMfaDeviceRequest>,
-    ) -> Result<Response<pb::CreateVirtualMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_virtual_mfa_device(c, &m.virtual_mfa_device_name, m.path.as_deref())
-            .await
-            .map(|d| pb::CreateVirtualMfaDeviceResponse {
-                virtual_mfa_device: Some(pb::VirtualMfaDevice {
-                    serial_number: d.serial.clone(),
-                    base32_string_seed: d.base32_seed.to_string(),
-                    qr_code_png: d.qr_png.to_vec(),
-                    otpauth_uri: d.otpauth_uri.to_string(),
-                    user: None,
-                    enable_date: None,
-                }),
-            }))
-    }
-
-    async fn enable_mfa_device(
-        &self,
-        req: Request<pb::EnableMfaDeviceRequest>,
-    ) -> Result<Response<pb::EnableMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .enable_mfa_device(
-                c,
-                &m.user_name,
-                &m.serial_number,
-                &m.authentication_code1,
-                &m.authentication_code2,
-            )
-            .await
-            .map(|()| pb::EnableMfaDeviceResponse {}))
-    }
-
-    async fn resync_mfa_device(
-        &self,
-        req: Request<pb::ResyncMfaDeviceRequest>,
-    ) -> Result<Response<pb::ResyncMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .resync_mfa_device(
-                c,
-                &m.user_name,
-                &m.serial_number,
-                &m.authentication_code1,
-                &m.authentication_code2,
-            )
-            .await
-            .map(|()| pb::ResyncMfaDeviceResponse {}))
-    }
-
-    async fn deactivate_mfa_device(
-        &self,
-        req: Request<pb::DeactivateMfaDeviceRequest>,
-    ) -> Result<Response<pb::DeactivateMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .deactivate_mfa_device(c, m.user_name.as_deref(), &m.serial_number)
-            .await
-            .map(|()| pb::DeactivateMfaDeviceResponse {}))
-    }
-
-    async fn delete_virtual_mfa_device(
-        &self,
-        req: Request<pb::DeleteVirtualMfaDeviceRequest>,
-    ) -> Result<Response<pb::DeleteVirtualMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_virtual_mfa_device(c, &m.serial_number)
-            .await
-            .map(|()| pb::DeleteVirtualMfaDeviceResponse {}))
-    }
-
-    async fn list_mfa_devices(
-        &self,
-        req: Request<pb::ListMfaDevicesRequest>,
-    ) -> Result<Response<pb::ListMfaDevicesResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_mfa_devices(c, m.user_name.as_deref())
-            .await
-            .map(|ds| pb::ListMfaDevicesResponse {
-                mfa_devices: ds.into_iter().map(mfa_device_pb).collect(),
-                is_truncated: false,
-                marker: None,
-            }))
-    }
-
-    async fn list_virtual_mfa_devices(
-        &self,
-        req: Request<pb::ListVirtualMfaDevicesRequest>,
-    ) -> Result<Response<pb::ListVirtualMfaDevicesResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_virtual_mfa_devices(c, m.assignment_status.as_deref())
-            .await
-            .map(|ds| pb::ListVirtualMfaDevicesResponse {
-                virtual_mfa_devices: ds.into_iter().map(virtual_device_pb).collect(),
-                is_truncated: false,
-                marker: None,
-            }))
-    }
-
-    async fn get_mfa_device(
-        &self,
-        req: Request<pb::GetMfaDeviceRequest>,
-    ) -> Result<Response<pb::GetMfaDeviceResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_mfa_device(c, &m.serial_number, m.user_name.as_deref())
-            .await
-            .map(|d| pb::GetMfaDeviceResponse {
-                user_name: d.user_name,
-                serial_number: d.serial,
-                enable_date: d.enable_date.map(timestamp),
-                certifications: Default::default(),
-            }))
-    }
-
-    async fn import_hardware_mfa_devices(
-        &self,
-        req: Request<pb::ImportHardwareMfaDevicesRequest>,
-    ) -> Result<Response<pb::ImportHardwareMfaDevicesResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .import_hardware_mfa_devices(c, &m.seed_file)
-            .await
-            .map(|serial_numbers| pb::ImportHardwareMfaDevicesResponse {
-                serial_numbers
-            }))
-    }
-
-    async fn reset_mfa_lockout(
-        &self,
-        req: Request<pb::ResetMfaLockoutRequest>,
-    ) -> Result<Response<pb::ResetMfaLockoutResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .reset_mfa_lockout(c, m.user_name.as_deref())
-            .await
-            .map(|()| pb::ResetMfaLockoutResponse {}))
-    }
-
-    async fn get_account_summary(
-        &self,
-        req: Request<pb::GetAccountSummaryRequest>,
-    ) -> Result<Response<pb::GetAccountSummaryResponse>, Status> {
-        handle!(self, req, |c, m| self.broker.account_summary(c).await.map(
-            |m| {
-                pb::GetAccountSummaryResponse {
-                    summary_map: m.into_iter().collect(),
-                }
-            }
-        ))
-    }
-
-    async fn generate_credential_report(
-        &self,
-        req: Request<pb::GenerateCredentialReportRequest>,
-    ) -> Result<Response<pb::GenerateCredentialReportResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .generate_credential_report(c)
-            .await
-            .map(|state| pb::GenerateCredentialReportResponse {
-                state: state.to_owned(),
-                description: "The credential report is ready.".to_owned(),
-            }))
-    }
-
-    async fn get_credential_report(
-        &self,
-        req: Request<pb::GetCredentialReportRequest>,
-    ) -> Result<Response<pb::GetCredentialReportResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_credential_report(c)
-            .await
-            .map(|r| pb::GetCredentialReportResponse {
-                content: r.csv,
-                report_format: "text/csv".to_owned(),
-                generated_time: Some(timestamp(r.generated)),
-            }))
-    }
-
-    async fn create_user(
-        &self,
-        req: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_user(c, &m.user_name, m.path.as_deref())
-            .await
-            .map(|u| pb::CreateUserResponse {
-                user: Some(user_pb(u)),
-            }))
-    }
-
-    async fn get_user(
-        &self,
-        req: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::GetUserResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_user(c, m.user_name.as_deref())
-            .await
-            .map(|u| pb::GetUserResponse {
-                user: Some(user_pb(u)),
-            }))
-    }
-
-    async fn list_users(
-        &self,
-        req: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_users(
-                c,
-                m.path_prefix.as_deref(),
-                m.marker.as_deref(),
-                m.max_items,
-            )
-            .await
-            .map(|(users, marker)| pb::ListUsersResponse {
-                users: users.into_iter().map(user_pb).collect(),
-                is_truncated: marker.is_some(),
-                marker,
-            }))
-    }
-
-    async fn delete_user(
-        &self,
-        req: Request<pb::DeleteUserRequest>,
-    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_user(c, &m.user_name)
-            .await
-            .map(|()| pb::DeleteUserResponse {}))
-    }
-
-    async fn create_access_key(
-        &self,
-        req: Request<pb::CreateAccessKeyRequest>,
-    ) -> Result<Response<pb::CreateAccessKeyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .create_access_key(c, m.user_name.as_deref())
-            .await
-            .map(|k| pb::CreateAccessKeyResponse {
-                access_key: Some(pb::AccessKey {
-                    user_name: k.key.user_name.clone(),
-                    access_key_id: k.key.access_key_id.clone(),
-                    status: k.key.status.as_str().to_owned(),
-                    secret_access_key: k.secret_access_key.to_string(),
-                    create_date: Some(timestamp(k.key.created)),
-                }),
-            }))
-    }
-
-    async fn list_access_keys(
-        &self,
-        req: Request<pb::ListAccessKeysRequest>,
-    ) -> Result<Response<pb::ListAccessKeysResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .list_access_keys(c, m.user_name.as_deref())
-            .await
-            .map(|keys| pb::ListAccessKeysResponse {
-                access_key_metadata: keys.into_iter().map(key_meta_pb).collect(),
-                is_truncated: false,
-                marker: None,
-            }))
-    }
-
-    async fn update_access_key(
-        &self,
-        req: Request<pb::UpdateAccessKeyRequest>,
-    ) -> Result<Response<pb::UpdateAccessKeyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .update_access_key(c, m.user_name.as_deref(), &m.access_key_id, &m.status,)
-            .await
-            .map(|()| pb::UpdateAccessKeyResponse {}))
-    }
-
-    async fn delete_access_key(
-        &self,
-        req: Request<pb::DeleteAccessKeyRequest>,
-    ) -> Result<Response<pb::DeleteAccessKeyResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .delete_access_key(c, m.user_name.as_deref(), &m.access_key_id)
-            .await
-            .map(|()| pb::DeleteAccessKeyResponse {}))
-    }
-}
+    get_account_summary(pb::GetAccountSummaryRequest) -> pb::GetAccountSummaryResponse = |c, m| {
+        let summary = self.broker.account_summary(c).await?;
+        Ok(pb::GetAccountSummaryResponse { summary_map: summary.into_iter().collect() })
+    };
+    generate_credential_report(pb::GenerateCredentialReportRequest) -> pb::GenerateCredentialReportResponse = |c, m| {
+        let state = self.broker.generate_credential_report(c).await?;
+        Ok(pb::GenerateCredentialReportResponse {
+            state: state.to_owned(),
+            description: "The credential report is ready.".to_owned(),
+        })
+    };
+    get_credential_report(pb::GetCredentialReportRequest) -> pb::GetCredentialReportResponse = |c, m| {
+        let r = self.broker.get_credential_report(c).await?;
+        Ok(pb::GetCredentialReportResponse {
+            content: r.csv,
+            report_format: "text/csv".to_owned(),
+            generated_time: Some(timestamp(r.generated)),
+        })
+    };
+}}

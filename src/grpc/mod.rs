@@ -1,7 +1,8 @@
 //! gRPC adapters: convert the request, hand it to the broker, convert the answer.
 //!
-//! This is the only module that names tonic types or generated messages. Every RPC goes through
-//! [`Services::begin`] (SigV4 authentication of the exact bytes sent) and [`Services::finish`]
+//! This is the only module that names tonic types or generated messages. Every signed call is
+//! authenticated by [`auth_layer`] on the exact bytes sent, before tonic decodes them; every RPC
+//! then goes through [`Services::begin`] (takes the authenticated caller) and [`Services::finish`]
 //! (audit, metrics, and the single error → status conversion of `status`).
 
 /// Authenticate, run one broker call, audit and convert: the body of every RPC.
@@ -18,18 +19,42 @@ macro_rules! handle {
     }};
 }
 
+/// Implements a service trait from rows `method(Request) -> Response = |caller, message| body;`.
+/// Each body runs through [`handle!`] and may use `?` on `BrokerError` (and on a field's
+/// `ValidationError`, which converts into one), so an input refused at the edge is audited and
+/// counted like any other failure.
+macro_rules! service {
+    ($svc:ident, $service:path {
+        $($method:ident($req:ty) -> $resp:ty = |$c:ident, $m:ident| $body:expr;)*
+    }) => {
+        #[tonic::async_trait]
+        impl $service for Services {
+            $(
+                async fn $method(
+                    &$svc,
+                    req: tonic::Request<$req>,
+                ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                    handle!($svc, req, |$c, $m| $crate::grpc::attempt(async { $body }).await)
+                }
+            )*
+        }
+    };
+}
+
+pub mod auth_layer;
 mod authz;
-pub mod digest;
+pub mod codec;
 mod iam;
+mod input;
 pub mod status;
 mod sts;
 
-use crate::broker::{Broker, Caller, SignedCall, actions};
+use crate::broker::{Broker, Caller};
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
-use crate::sigv4::HeaderSource;
-use digest::SignedParts;
+use auth_layer::Authenticated;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
@@ -46,25 +71,24 @@ impl std::fmt::Debug for Services {
     }
 }
 
-/// Other signed headers, looked up in the call's metadata. A header sent more than once is
-/// treated as absent, which fails the signature check rather than guessing how it was joined.
-struct MetadataHeaders<'a>(&'a tonic::metadata::MetadataMap);
-
-impl HeaderSource for MetadataHeaders<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        let mut values = self.0.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (Some(v), None) => v.to_str().ok(),
-            _ => None,
-        }
-    }
-}
-
 /// An authenticated call in progress.
 struct Call<T> {
     caller: Caller,
     action: String,
     message: T,
+}
+
+/// Awaits a use case written with `?`; naming the error type lets the bodies of `service!` rows
+/// use `?` without annotations.
+async fn attempt<R>(
+    body: impl std::future::Future<Output = Result<R, BrokerError>>,
+) -> Result<R, BrokerError> {
+    body.await
+}
+
+/// The empty response of a use case that returns nothing.
+fn done<R: Default>(result: Result<(), BrokerError>) -> Result<R, BrokerError> {
+    result.map(|()| R::default())
 }
 
 fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -79,43 +103,20 @@ impl Services {
         Self { broker, metrics }
     }
 
-    /// Authenticates a request from what was signed and what was sent.
-    async fn begin<T>(&self, req: Request<T>) -> Result<Call<T>, Status> {
-        let parts = req.extensions().get::<SignedParts>().cloned();
-        let Some(parts) = parts else {
+    /// Takes the caller the transport authenticated (see [`auth_layer`]).
+    async fn begin<T>(&self, mut req: Request<T>) -> Result<Call<T>, Status> {
+        let Some(auth) = req.extensions_mut().remove::<Authenticated>() else {
             return Err(BrokerError::internal(
-                "request reached a service without its signed parts",
+                "request reached a service without being authenticated",
             )
             .into());
         };
-        let action = actions::action_for_path(&parts.path).unwrap_or_else(|| parts.path.clone());
-        let md = req.metadata();
-        let headers = MetadataHeaders(md);
-        // SECURITY: the signature headers must appear exactly once; a repeated one is treated as
-        // absent so no guess is made about which copy was signed.
-        let text = |name: &str| headers.header(name);
-        let call = SignedCall {
-            path: &parts.path,
-            host: &parts.host,
-            payload_sha256: parts.payload_sha256,
-            authorization: text("authorization"),
-            x_amz_date: text("x-amz-date"),
-            security_token: text("x-amz-security-token"),
-            headers: &headers,
-            source: req.remote_addr(),
-            action: &action,
-        };
-        match self.broker.authenticate(&call).await {
-            Ok(caller) => Ok(Call {
-                caller,
-                action,
-                message: req.into_inner(),
-            }),
-            Err(e) => {
-                self.metrics.count(&action, e.code.as_str());
-                Err(e.into())
-            }
-        }
+        auth.taken.store(true, Ordering::Release);
+        Ok(Call {
+            caller: auth.caller,
+            action: auth.action,
+            message: req.into_inner(),
+        })
     }
 
     /// Audits and counts the outcome, and turns an error into its status.

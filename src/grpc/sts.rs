@@ -3,10 +3,10 @@
 use super::Services;
 use super::timestamp;
 use crate::broker::IssuedCredentials;
+use crate::broker::actions::Rpc;
+use crate::broker::input::GetSessionToken;
 use crate::proto::sts::v1 as pb;
 use crate::proto::sts::v1::security_token_service_server::SecurityTokenService;
-use crate::proto::sts::v1::{GetCallerIdentityRequest, GetCallerIdentityResponse};
-use tonic::{Request, Response, Status};
 
 fn credentials_pb(c: IssuedCredentials) -> pb::Credentials {
     pb::Credentials {
@@ -17,66 +17,28 @@ fn credentials_pb(c: IssuedCredentials) -> pb::Credentials {
     }
 }
 
-#[tonic::async_trait]
-impl SecurityTokenService for Services {
-    async fn get_session_token(
-        &self,
-        req: Request<pb::GetSessionTokenRequest>,
-    ) -> Result<Response<pb::GetSessionTokenResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .get_session_token(
-                c,
-                m.duration_seconds,
-                m.serial_number.as_deref(),
-                m.token_code.as_deref(),
-            )
-            .await
-            .map(|c| pb::GetSessionTokenResponse {
-                credentials: Some(credentials_pb(c)),
-            }))
-    }
-
-    async fn assume_role(
-        &self,
-        req: Request<pb::AssumeRoleRequest>,
-    ) -> Result<Response<pb::AssumeRoleResponse>, Status> {
-        handle!(self, req, |c, m| self
-            .broker
-            .assume_role(
-                c,
-                &m.role_arn,
-                &m.role_session_name,
-                m.duration_seconds,
-                m.serial_number.as_deref(),
-                m.token_code.as_deref(),
-                m.policy.as_deref(),
-            )
-            .await
-            .map(|(c, u)| pb::AssumeRoleResponse {
-                credentials: Some(credentials_pb(c)),
-                assumed_role_user: Some(pb::AssumedRoleUser {
-                    assumed_role_id: u.assumed_role_id,
-                    arn: u.arn,
-                }),
-                packed_policy_size: u.packed_policy_size,
-            }))
-    }
-
-    async fn get_caller_identity(
-        &self,
-        req: Request<GetCallerIdentityRequest>,
-    ) -> Result<Response<GetCallerIdentityResponse>, Status> {
-        let call = self.begin(req).await?;
-        let result =
-            self.broker
-                .get_caller_identity(&call.caller)
-                .await
-                .map(|(account, arn, user_id)| GetCallerIdentityResponse {
-                    account,
-                    arn,
-                    user_id,
-                });
-        self.finish(&call, result).await
-    }
-}
+service! { self, SecurityTokenService {
+    get_session_token(pb::GetSessionTokenRequest) -> pb::GetSessionTokenResponse = |c, m| {
+        let input = match GetSessionToken::try_from(m) {
+            Ok(input) => input,
+            Err(e) => return Err(self.broker.refuse_input(c, Rpc::GetSessionToken, e).await),
+        };
+        let credentials = self.broker.get_session_token(c, input).await?;
+        Ok(pb::GetSessionTokenResponse { credentials: Some(credentials_pb(credentials)) })
+    };
+    assume_role(pb::AssumeRoleRequest) -> pb::AssumeRoleResponse = |c, m| {
+        let (credentials, u) = self.broker.assume_role(c, m.try_into()?).await?;
+        Ok(pb::AssumeRoleResponse {
+            credentials: Some(credentials_pb(credentials)),
+            assumed_role_user: Some(pb::AssumedRoleUser {
+                assumed_role_id: u.assumed_role_id,
+                arn: u.arn,
+            }),
+            packed_policy_size: u.packed_policy_size,
+        })
+    };
+    get_caller_identity(pb::GetCallerIdentityRequest) -> pb::GetCallerIdentityResponse = |c, m| {
+        let (account, arn, user_id) = self.broker.get_caller_identity(c).await?;
+        Ok(pb::GetCallerIdentityResponse { account, arn, user_id })
+    };
+}}

@@ -13,9 +13,10 @@
 //! * Blank lines and lines whose first non-blank character is `#` are ignored;
 //!   there are no trailing comments. Whitespace around fields is ignored; a
 //!   leading UTF-8 byte-order mark and CRLF line ends are accepted.
-//! * serial: 9–256 characters of `[A-Za-z0-9_+=/:.@-]` — AWS's
-//!   `serialNumberType` (min 9, max 256, `[\w+=/:,.@-]*`, with `\w` read as
-//!   ASCII word characters), minus the comma, which separates fields here.
+//! * serial: 9–256 characters of AWS's `serialNumberType` alphabet
+//!   (`[\w+=/:,.@-]`, `\w` read as ASCII word characters), the one
+//!   `crate::ids::MfaSerial` checks requests with. A comma never reaches the
+//!   check: it separates fields here.
 //!   Serials are unique within the file, compared ASCII-case-insensitively so a
 //!   file cannot hold two serials that a case-insensitive store would merge.
 //! * seed: base32 by default (RFC 4648; case, padding and inner spaces
@@ -42,9 +43,9 @@ use super::seed::{Seed, SeedError};
 use super::totp::{Algorithm, Digits, Period, TotpParams};
 
 /// Shortest accepted serial (AWS `serialNumberType` min).
-pub const MIN_SERIAL_LEN: usize = 9;
+pub const MIN_SERIAL_LEN: usize = *crate::ids::SERIAL_LEN.start();
 /// Longest accepted serial (AWS `serialNumberType` max).
-pub const MAX_SERIAL_LEN: usize = 256;
+pub const MAX_SERIAL_LEN: usize = *crate::ids::SERIAL_LEN.end();
 /// Field values longer than this are never echoed in errors.
 pub const MAX_ECHO_LEN: usize = 8;
 
@@ -79,7 +80,7 @@ pub enum LineProblem {
     },
     /// Serial contains a character outside the allowed set.
     #[error(
-        "serial has a character that is not allowed at position {position} (allowed: `A`-`Z`, `a`-`z`, `0`-`9` and `_+=/:.@-`)"
+        "serial has a character that is not allowed at position {position} (allowed: `A`-`Z`, `a`-`z`, `0`-`9` and `_+=/:,.@-`)"
     )]
     SerialCharacter {
         /// 1-based character position.
@@ -168,10 +169,7 @@ pub fn validate_serial(serial: &str) -> Result<(), LineProblem> {
     if !(MIN_SERIAL_LEN..=MAX_SERIAL_LEN).contains(&len) {
         return Err(LineProblem::SerialLength { len });
     }
-    match serial
-        .chars()
-        .position(|c| !(c.is_ascii_alphanumeric() || "_+=/:.@-".contains(c)))
-    {
+    match serial.chars().position(|c| !crate::ids::is_serial_char(c)) {
         Some(i) => Err(LineProblem::SerialCharacter { position: i + 1 }),
         None => Ok(()),
     }

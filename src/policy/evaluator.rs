@@ -21,6 +21,7 @@
 //! variables.) A definite `false` elsewhere in the statement still wins: `X AND error` with `X`
 //! false is false.
 
+use crate::ids::Arn;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -394,31 +395,26 @@ fn principal_matches(set: &PrincipalSet, p: &PrincipalInfo) -> bool {
 /// (`UG:reference_policies_elements_principal.md`, "IAM role principals"). Role paths do not
 /// appear in session ARNs, so the role is identified by partition, account and name.
 fn is_session_of_role(session: &str, role: &str) -> bool {
-    let mut r = role.splitn(6, ':');
-    let mut s = session.splitn(6, ':');
-    let (Some("arn"), Some(rp), Some("iam"), Some(_), Some(ra), Some(rres)) =
-        (r.next(), r.next(), r.next(), r.next(), r.next(), r.next())
-    else {
+    let (Ok(r), Ok(s)) = (Arn::parse("role", role), Arn::parse("session", session)) else {
         return false;
     };
-    let (Some("arn"), Some(sp), Some("sts"), Some(_), Some(sa), Some(sres)) =
-        (s.next(), s.next(), s.next(), s.next(), s.next(), s.next())
-    else {
+    if r.service() != "iam" || s.service() != "sts" {
+        return false;
+    }
+    let Some((_path, role_name)) = r.typed_resource("role") else {
         return false;
     };
-    let Some(role_name) = rres
-        .strip_prefix("role/")
-        .and_then(|p| p.rsplit('/').next())
-    else {
-        return false;
-    };
-    let Some((session_role, _session_name)) = sres
+    let Some((session_role, _session_name)) = s
+        .resource()
         .strip_prefix("assumed-role/")
         .and_then(|x| x.split_once('/'))
     else {
         return false;
     };
-    rp == sp && ra == sa && !role_name.is_empty() && role_name == session_role
+    r.partition() == s.partition()
+        && r.account() == s.account()
+        && !role_name.is_empty()
+        && role_name == session_role
 }
 
 fn describe<'a>(

@@ -12,6 +12,7 @@ use super::document::{
 use super::error::PolicyError;
 use super::json::{self, Json, LineIndex, Node};
 use super::pattern::{ActionPattern, ArnPattern, has_wildcard};
+use crate::ids::Arn;
 
 const TOP_LEVEL: &[&str] = &["Version", "Id", "Statement"];
 const STATEMENT_ELEMENTS: &[&str] = &[
@@ -408,13 +409,10 @@ fn aws_principal(value: &str) -> Result<PrincipalEntry, String> {
     if is_account_id(value) {
         return Ok(PrincipalEntry::Account(value.to_owned()));
     }
-    let parts: Vec<&str> = value.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", partition, service, _region, account, resource]
-            if !partition.is_empty() && !service.is_empty() && !has_wildcard(value) =>
-        {
-            if *service == "iam" && *resource == "root" && is_account_id(account) {
-                Ok(PrincipalEntry::Account((*account).to_owned()))
+    match Arn::parse("principal", value) {
+        Ok(arn) if !has_wildcard(value) => {
+            if arn.service() == "iam" && arn.resource() == "root" && is_account_id(arn.account()) {
+                Ok(PrincipalEntry::Account(arn.account().to_owned()))
             } else {
                 Ok(PrincipalEntry::Arn(value.to_owned()))
             }

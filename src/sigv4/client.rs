@@ -82,6 +82,18 @@ impl std::fmt::Debug for SignedHeaders {
     }
 }
 
+/// The protobuf message a unary gRPC call carries, whose SHA-256 is the payload hash: the body
+/// must be exactly one frame (1 byte compressed flag, 0 here; 4 bytes big-endian length; the
+/// message), as tonic sends a unary request. `None` for anything else.
+pub fn unary_message(body: &[u8]) -> Option<&[u8]> {
+    let (&flag, rest) = body.split_first()?;
+    if flag != 0 {
+        return None;
+    }
+    let (len, msg) = rest.split_first_chunk::<4>()?;
+    (usize::try_from(u32::from_be_bytes(*len)).ok()? == msg.len()).then_some(msg)
+}
+
 /// Signs a gRPC call: `POST`, the gRPC path, empty query, signed headers
 /// `host;x-amz-date[;x-amz-security-token]`, payload hash of the message.
 ///
@@ -135,4 +147,20 @@ pub fn sign_grpc(params: &GrpcSignParams<'_>) -> Result<SignedHeaders, SigV4Erro
         x_amz_date: amz_date,
         x_amz_security_token: params.session_token.map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unary_message;
+
+    #[test]
+    fn the_message_is_read_from_exactly_one_uncompressed_frame() {
+        assert_eq!(unary_message(&[0, 0, 0, 0, 2, 7, 8]), Some(&[7u8, 8][..]));
+        assert_eq!(unary_message(&[0, 0, 0, 0, 0]), Some(&[][..]));
+        assert_eq!(unary_message(&[1, 0, 0, 0, 1, 7]), None, "compressed");
+        assert_eq!(unary_message(&[0, 0, 0, 0, 3, 7]), None, "short");
+        assert_eq!(unary_message(&[0, 0, 0, 0, 1, 7, 9]), None, "two messages");
+        assert_eq!(unary_message(&[0, 0, 0]), None, "no length");
+        assert_eq!(unary_message(&[]), None);
+    }
 }

@@ -44,7 +44,7 @@ pub use canonical::{
     CanonicalRequest, CredentialScope, authorization_header, encode_uri_component, signature_hex,
     string_to_sign,
 };
-pub use client::{GrpcSignParams, Payload, SignedHeaders, sign_grpc};
+pub use client::{GrpcSignParams, Payload, SignedHeaders, sign_grpc, unary_message};
 pub use error::SigV4Error;
 pub use server::{HeaderSource, IncomingRequest, NoExtraHeaders, ParsedRequest, parse};
 pub use time_fmt::{format_amz_date, parse_amz_date};

@@ -5,9 +5,9 @@ use crate::helpers::*;
 use std::sync::Arc;
 use sts_broker::client::{Client, Credentials};
 use sts_broker::clock::ManualClock;
+use sts_broker::domain::Outcome;
 use sts_broker::proto::iam::v1 as iam;
 use sts_broker::proto::sts::v1 as sts;
-use sts_broker::store::Outcome;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use zeroize::Zeroizing;
@@ -204,9 +204,15 @@ async fn requests_dated_outside_five_minutes_are_expired() {
 #[tokio::test]
 async fn missing_and_garbled_headers_are_refused() {
     let app = spawn_app().await;
-    let bare = tonic::Request::new(sts::GetCallerIdentityRequest {});
+    // Past the signing layer: straight onto the connection.
+    let mut unsigned =
+        sts_broker::proto::sts::v1::security_token_service_client::SecurityTokenServiceClient::new(
+            app.client.channel(),
+        );
     assert_error(
-        app.client.sts().get_caller_identity(bare).await,
+        unsigned
+            .get_caller_identity(sts::GetCallerIdentityRequest {})
+            .await,
         Code::Unauthenticated,
         "MissingAuthenticationToken",
     );
@@ -667,19 +673,6 @@ async fn a_restart_keeps_everything() {
     assert_eq!(id.account, account, "account id kept");
     let g = caller_identity(&app.as_(&gina)).await.unwrap();
     assert!(g.arn.ends_with(":user/gina"));
-}
-
-pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test]

@@ -50,9 +50,15 @@ pub fn read_credentials_file(path: &std::path::Path) -> Credentials {
 }
 
 pub async fn start_on(dir: tempfile::TempDir, clock: ManualClock) -> TestApp {
-    let data = dir.path().join("data");
+    let cfg = config(dir.path().join("data"));
+    start_with(dir, clock, cfg).await
+}
+
+/// A broker with a configuration of the test's own (its data dir inside `dir`).
+pub async fn start_with(dir: tempfile::TempDir, clock: ManualClock, cfg: ServeConfig) -> TestApp {
+    let data = cfg.data_dir.clone();
     let shared: SharedClock = Arc::new(clock.clone());
-    let running = server::start(config(data.clone()), shared.clone(), std::future::pending())
+    let running = server::start(cfg, shared.clone(), std::future::pending())
         .await
         .unwrap();
     let addr = running.local_addr;
@@ -164,15 +170,24 @@ pub const SELF_MANAGE_POLICY: &str = r#"{
 /// Root puts an inline policy on a user.
 pub async fn put_user_policy(c: &sts_broker::client::Client, user: &str, name: &str, doc: &str) {
     use sts_broker::proto::iam::v1 as iam;
-    let req = c
-        .signed(
-            "/iam.v1.IamService/PutUserPolicy",
-            iam::PutUserPolicyRequest {
-                user_name: user.into(),
-                policy_name: name.into(),
-                policy_document: doc.into(),
-            },
-        )
-        .unwrap();
+    let req = iam::PutUserPolicyRequest {
+        user_name: user.into(),
+        policy_name: name.into(),
+        policy_document: doc.into(),
+    };
     c.iam().put_user_policy(req).await.unwrap();
+}
+
+/// A plain HTTP/1.1 GET on the listener; the whole response, status line first.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }

@@ -5,6 +5,8 @@
 mod cli;
 mod foundation;
 mod helpers;
+mod inputs;
 mod mfa;
 mod policies;
 mod sessions;
+mod transport;

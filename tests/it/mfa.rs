@@ -5,11 +5,12 @@
 
 use crate::helpers::*;
 use std::sync::Arc;
+use sts_broker::broker::actions::Rpc;
 use sts_broker::broker::{Broker, Caller, Principal};
 use sts_broker::client::{Client, Credentials};
-use sts_broker::ids::{AccessKeyId, IamPath, UserName};
+use sts_broker::domain::{Outcome, User};
+use sts_broker::ids::{AccessKeyId, IamPath, MfaSerial, TokenCode, UserName};
 use sts_broker::proto::iam::v1 as iam;
-use sts_broker::store::{Outcome, User};
 use tonic::Code;
 use zeroize::Zeroizing;
 
@@ -220,11 +221,21 @@ pub async fn enrolled(app: &TestApp, who: &Person, device: &str) -> (String, Str
     (d.serial_number, d.base32_string_seed)
 }
 
-async fn verify(b: &Broker, who: &Person, serial: &str, code: &str) -> bool {
-    match b
-        .verify_mfa(&who.caller, serial, code, "sts:GetSessionToken")
+/// The verifier's answer for a serial and a well-formed code.
+async fn verify_typed(
+    b: &Broker,
+    caller: &Caller,
+    serial: &str,
+    code: &str,
+) -> Result<sts_broker::broker::MfaProof, sts_broker::error::BrokerError> {
+    let serial = MfaSerial::parse(serial).unwrap();
+    let code = TokenCode::parse("tokenCode", code).unwrap();
+    b.verify_mfa(caller, &serial, &code, Rpc::GetSessionToken)
         .await
-    {
+}
+
+async fn verify(b: &Broker, who: &Person, serial: &str, code: &str) -> bool {
+    match verify_typed(b, &who.caller, serial, code).await {
         Ok(proof) => {
             assert_eq!(proof.serial, serial);
             true
@@ -388,7 +399,7 @@ async fn fifty_concurrent_uses_of_one_code_give_exactly_one_success() {
     for _ in 0..50 {
         let (b, alice, serial, code) = (b.clone(), alice.clone(), serial.clone(), code.clone());
         tasks.push(tokio::spawn(async move {
-            b.verify_mfa(&alice.caller, &serial, &code, "sts:GetSessionToken")
+            verify_typed(&b, &alice.caller, &serial, &code)
                 .await
                 .is_ok()
         }));
@@ -790,7 +801,7 @@ async fn device_limits_deletion_and_listing_follow_aws() {
 #[tokio::test]
 async fn malformed_codes_are_validation_errors_and_change_nothing() {
     let app = spawn_app().await;
-    let alice = person(&app, "alice").await;
+    person(&app, "alice").await;
     let d = create_device(&app.client, "a-phone").await;
     for bad in [
         "12345",
@@ -815,12 +826,9 @@ async fn malformed_codes_are_validation_errors_and_change_nothing() {
                 "the code is never echoed"
             );
         }
-        let e = app
-            .broker()
-            .verify_mfa(&alice.caller, &d.serial_number, bad, "x")
-            .await
-            .unwrap_err();
-        assert_eq!(e.code.as_str(), "ValidationError");
+        // The verifier takes only a parsed code; the parser refuses the same shapes.
+        let e = TokenCode::parse("tokenCode", bad).unwrap_err();
+        assert_eq!(e.field, "tokenCode");
     }
     assert!(list_devices(&app.client, Some("alice")).await.is_empty());
     // Leading zeros are kept (a code such as 081804 is six characters, not a number).

@@ -756,7 +756,7 @@ async fn huge_simulations_are_bounded_and_other_callers_keep_answering() {
             simulate_custom(c, &actions, at_bound.clone()),
             simulate_custom(c, &actions, at_bound.clone()),
             crate::foundation::caller_identity(c),
-            crate::foundation::http_get(app.addr, "/healthz"),
+            crate::helpers::http_get(app.addr, "/healthz"),
         )
     };
     let (o1, o2, b1, b2, id, health) =

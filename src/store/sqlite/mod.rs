@@ -1,21 +1,98 @@
-//! The embedded SQLite backend.
+//! The embedded SQLite backend of the store contract ([`crate::domain::store`]).
 //!
-//! One connection behind a mutex: a single writer removes SQLITE_BUSY handling and the WAL-reset
-//! race (security.md section 6.2). The connection runs WAL with `synchronous=FULL`, so every
-//! committed transaction (a consumed TOTP step, a failure counter, a revocation) survives power
-//! loss before the answer that depends on it leaves the broker. Read-modify-write sequences use
-//! `BEGIN IMMEDIATE` so a read lock is never upgraded mid-transaction.
+//! One connection behind a mutex: a single writer needs no SQLITE_BUSY handling and cannot meet
+//! the WAL-reset bug of SQLite 3.7.0 to 3.51.2, where one connection checkpointing while another
+//! commits could corrupt the database (sqlite.org, "Write-Ahead Logging", WAL-reset bug). The
+//! connection runs WAL with `synchronous=FULL`, so every committed transaction (a consumed TOTP
+//! step, a failure counter, a revocation) survives power loss before the answer that depends on it
+//! leaves the broker. Every operation the contract calls atomic runs in one `BEGIN IMMEDIATE`
+//! transaction, which takes the write lock first, so what it reads cannot change before it writes
+//! and a read lock is never upgraded midway.
+//!
+//! `rusqlite` is named in this module and nowhere else: its errors become
+//! [`StoreError::Backend`] here.
 
-use super::migrations::{MIGRATIONS, latest_version};
-use super::{AccessKeyRecord, AuditEvent, Outcome, Owner, OwnerRef, Page, Store, StoreError, User};
+mod mfa;
+pub mod migrations;
+mod policies;
+mod sessions;
+
+use crate::domain::{
+    AccessKeyRecord, AuditEvent, Capped, Deletion, Dependents, Missing, Outcome, Owner, OwnerRef,
+    Page, Store, StoreError, Taken, User,
+};
 use crate::ids::{AccessKeyId, IamPath, KeyStatus, UserName};
+use migrations::{MIGRATIONS, latest_version};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 
-/// Maximum access keys per principal, as AWS allows.
-pub const MAX_ACCESS_KEYS: i64 = 2;
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Backend(e.to_string())
+    }
+}
+
+/// The result of a write whose constraint violation means `taken` (a unique name or serial).
+pub(super) fn unique(
+    r: rusqlite::Result<usize>,
+    taken: impl FnOnce() -> Taken,
+) -> Result<(), StoreError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::AlreadyExists(taken()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The result of an UPDATE or DELETE that must touch a row: `missing` when it touched none.
+pub(super) fn touched(n: usize, missing: impl FnOnce() -> Missing) -> Result<(), StoreError> {
+    if n == 0 {
+        Err(StoreError::NotFound(missing()))
+    } else {
+        Ok(())
+    }
+}
+
+/// The id a lookup (`?1` is `key`) finds, or `NotFound(missing)`.
+pub(super) fn id_of(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    missing: impl FnOnce() -> Missing,
+) -> Result<String, StoreError> {
+    conn.query_row(sql, [key], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(missing()))
+}
+
+/// A `COUNT(*)` as the contract's unsigned count.
+pub(super) fn count(conn: &Connection, sql: &str, id: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(sql, [id], |r| r.get(0))?;
+    u64::try_from(n).map_err(|_| StoreError::Internal("a negative count".into()))
+}
+
+/// What a delete-if-unused did, given the dependents counted in its transaction.
+pub(super) fn delete_unless(
+    tx: rusqlite::Transaction<'_>,
+    d: Dependents,
+    delete: &[&str],
+    id: &str,
+) -> Result<Deletion, StoreError> {
+    if !d.is_empty() {
+        return Ok(Deletion::Refused(d));
+    }
+    for sql in delete {
+        tx.execute(sql, [id])?;
+    }
+    tx.commit()?;
+    Ok(Deletion::Deleted)
+}
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -67,7 +144,7 @@ impl SqliteStore {
     /// a file that is not a database, is damaged, or was written by a newer build.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)
-            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
         Self::setup(conn, true)
     }
 
@@ -76,14 +153,22 @@ impl SqliteStore {
         Self::setup(Connection::open_in_memory()?, false)
     }
 
+    /// Runs raw SQL on the store's connection: a test's way to damage a row or add a trigger.
+    #[cfg(test)]
+    pub(crate) fn execute_batch_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn()?.execute_batch(sql)?)
+    }
+
     fn setup(mut conn: Connection, file: bool) -> Result<Self, StoreError> {
-        let bad = |e: rusqlite::Error| StoreError::Open(format!("the database is unreadable: {e}"));
+        let bad = |e: rusqlite::Error| {
+            StoreError::Unavailable(format!("the database is unreadable: {e}"))
+        };
         if file {
             let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
                 .map_err(bad)?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Open(format!(
+                return Err(StoreError::Unavailable(format!(
                     "the database refused WAL mode (got `{mode}`)"
                 )));
             }
@@ -100,7 +185,7 @@ impl SqliteStore {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(bad)?;
         if check != "ok" {
-            return Err(StoreError::Open(format!(
+            return Err(StoreError::Unavailable(format!(
                 "the database failed its integrity check: {check}"
             )));
         }
@@ -127,13 +212,12 @@ impl SqliteStore {
         conn: &Connection,
         name: &UserName,
     ) -> Result<String, StoreError> {
-        conn.query_row(
+        id_of(
+            conn,
             "SELECT id FROM users WHERE name_lower = ?1",
-            [name.as_str().to_lowercase()],
-            |r| r.get(0),
+            &name.as_str().to_lowercase(),
+            || Missing::User(name.clone()),
         )
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("The user with name {name} cannot be found.")))
     }
 }
 
@@ -141,7 +225,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let latest = latest_version();
     if current > latest {
-        return Err(StoreError::Open(format!(
+        return Err(StoreError::Unavailable(format!(
             "the database has schema version {current}, newer than this build of sts-broker knows \
              ({latest}); run a newer sts-broker or restore a backup"
         )));
@@ -199,8 +283,7 @@ impl Store for SqliteStore {
     }
 
     fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        let r = conn.execute(
+        let r = self.conn()?.execute(
             "INSERT INTO users (id, name, name_lower, path, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 user.id,
@@ -210,18 +293,7 @@ impl Store for SqliteStore {
                 ts(user.created)
             ],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::AlreadyExists(format!(
-                    "User with name {} already exists.",
-                    user.name
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+        unique(r, || Taken::User(user.name.clone()))
     }
 
     fn get_user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
@@ -264,76 +336,58 @@ impl Store for SqliteStore {
         Ok(Page { items, next_marker })
     }
 
-    fn delete_user(&self, name: &UserName) -> Result<(), StoreError> {
+    fn delete_user_if_unused(&self, name: &UserName) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = Self::user_id_by_name(&tx, name)?;
-        let keys: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM access_keys WHERE user_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )?;
-        if keys > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must delete access keys first.".into(),
-            ));
-        }
-        let devices: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM mfa_devices WHERE user_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )?;
-        if devices > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must remove MFA device first.".into(),
-            ));
-        }
-        let attached: i64 = tx.query_row(
-            "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'user' AND principal_id = ?1)
-                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'user' AND principal_id = ?1)",
-            [&id],
-            |r| r.get(0),
-        )?;
-        if attached > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must delete policies first.".into(),
-            ));
-        }
-        let groups: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM group_members WHERE user_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )?;
-        if groups > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must remove users from group first.".into(),
-            ));
-        }
-        tx.execute("DELETE FROM mfa_lockout WHERE principal = ?1", [&id])?;
-        tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
-        tx.commit()?;
-        Ok(())
+        let d = Dependents {
+            access_keys: count(
+                &tx,
+                "SELECT COUNT(*) FROM access_keys WHERE user_id = ?1",
+                &id,
+            )?,
+            mfa_devices: count(
+                &tx,
+                "SELECT COUNT(*) FROM mfa_devices WHERE user_id = ?1",
+                &id,
+            )?,
+            policies: count(&tx, &policies::principal_policies("user"), &id)?,
+            groups: count(
+                &tx,
+                "SELECT COUNT(*) FROM group_members WHERE user_id = ?1",
+                &id,
+            )?,
+            ..Dependents::default()
+        };
+        delete_unless(
+            tx,
+            d,
+            &[
+                "DELETE FROM mfa_lockout WHERE principal = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ],
+            &id,
+        )
     }
 
-    fn create_access_key(
+    fn insert_access_key(
         &self,
         owner: &OwnerRef,
         id: &AccessKeyId,
         secret_blob: &[u8],
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+        limit: u32,
+    ) -> Result<Capped, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let user_id = owner_sql(owner);
-        let count: i64 = tx.query_row(
+        let keys: i64 = tx.query_row(
             "SELECT COUNT(*) FROM access_keys WHERE user_id IS ?1",
             [user_id],
             |r| r.get(0),
         )?;
-        if count >= MAX_ACCESS_KEYS {
-            return Err(StoreError::LimitExceeded(format!(
-                "Cannot exceed quota for AccessKeysPerUser: {MAX_ACCESS_KEYS}"
-            )));
+        if keys >= i64::from(limit) {
+            return Ok(Capped::AtLimit);
         }
         tx.execute(
             "INSERT INTO access_keys (id, user_id, secret_blob, status, created_at)
@@ -341,7 +395,7 @@ impl Store for SqliteStore {
             params![id.as_str(), user_id, secret_blob, ts(now)],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(Capped::Inserted)
     }
 
     fn get_access_key(&self, id: &AccessKeyId) -> Result<Option<AccessKeyRecord>, StoreError> {
@@ -384,7 +438,7 @@ impl Store for SqliteStore {
                     |r| user_from_row(r, 0),
                 )
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound("The user cannot be found.".into()))?,
+                .ok_or(StoreError::NotFound(Missing::UserId))?,
             ),
         };
         let mut stmt = conn.prepare(
@@ -414,12 +468,7 @@ impl Store for SqliteStore {
             "UPDATE access_keys SET status = ?1 WHERE id = ?2 AND user_id IS ?3",
             params![status.as_str(), id.as_str(), owner_sql(owner)],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "The Access Key with id {id} cannot be found."
-            )));
-        }
-        Ok(())
+        touched(n, || Missing::AccessKey(id.clone()))
     }
 
     fn delete_access_key(&self, owner: &OwnerRef, id: &AccessKeyId) -> Result<(), StoreError> {
@@ -427,12 +476,7 @@ impl Store for SqliteStore {
             "DELETE FROM access_keys WHERE id = ?1 AND user_id IS ?2",
             params![id.as_str(), owner_sql(owner)],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "The Access Key with id {id} cannot be found."
-            )));
-        }
-        Ok(())
+        touched(n, || Missing::AccessKey(id.clone()))
     }
 
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -494,101 +538,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> User {
-        User {
-            id: crate::ids::generate_unique_id("AIDA"),
-            name: UserName::parse(name).unwrap(),
-            path: IamPath::root(),
-            created: from_ts(1_700_000_000),
-        }
-    }
-
-    #[test]
-    fn user_names_are_unique_case_insensitively() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        s.create_user(&user("Alice")).unwrap();
-        let e = s.create_user(&user("alice")).unwrap_err();
-        assert!(matches!(e, StoreError::AlreadyExists(_)), "{e}");
-        let found = s
-            .get_user(&UserName::parse("ALICE").unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(found.name.as_str(), "Alice", "case is preserved");
-    }
-
-    #[test]
-    fn third_access_key_is_refused_and_not_stored() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let u = user("bob");
-        s.create_user(&u).unwrap();
-        let owner = OwnerRef::User(u.id.clone());
-        for _ in 0..2 {
-            s.create_access_key(&owner, &AccessKeyId::generate_long_term(), b"x", from_ts(0))
-                .unwrap();
-        }
-        let e = s
-            .create_access_key(&owner, &AccessKeyId::generate_long_term(), b"x", from_ts(0))
-            .unwrap_err();
-        assert!(matches!(e, StoreError::LimitExceeded(_)));
-        assert_eq!(s.list_access_keys(&owner).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn user_with_keys_cannot_be_deleted() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let u = user("carol");
-        s.create_user(&u).unwrap();
-        let k = AccessKeyId::generate_long_term();
-        s.create_access_key(&OwnerRef::User(u.id.clone()), &k, b"x", from_ts(0))
-            .unwrap();
-        let e = s.delete_user(&u.name).unwrap_err();
-        assert!(matches!(e, StoreError::DeleteConflict(_)));
-        assert!(s.get_user(&u.name).unwrap().is_some(), "nothing changed");
-        s.delete_access_key(&OwnerRef::User(u.id.clone()), &k)
-            .unwrap();
-        s.delete_user(&u.name).unwrap();
-        assert!(s.get_user(&u.name).unwrap().is_none());
-    }
-
-    #[test]
-    fn keys_are_scoped_to_their_owner() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let a = user("a1");
-        let b = user("b1");
-        s.create_user(&a).unwrap();
-        s.create_user(&b).unwrap();
-        let k = AccessKeyId::generate_long_term();
-        s.create_access_key(&OwnerRef::User(a.id.clone()), &k, b"x", from_ts(0))
-            .unwrap();
-        let other = OwnerRef::User(b.id.clone());
-        assert!(
-            s.update_access_key(&other, &k, KeyStatus::Inactive)
-                .is_err()
-        );
-        assert!(s.delete_access_key(&other, &k).is_err());
-        let rec = s.get_access_key(&k).unwrap().unwrap();
-        assert_eq!(rec.status, KeyStatus::Active);
-        assert_eq!(rec.owner, Owner::User(a));
-    }
-
-    #[test]
-    fn listing_pages_in_name_order() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        for n in ["c", "a", "b"] {
-            s.create_user(&user(n)).unwrap();
-        }
-        let p1 = s.list_users("/", None, 2).unwrap();
-        let names: Vec<_> = p1
-            .items
-            .iter()
-            .map(|u| u.name.as_str().to_owned())
-            .collect();
-        assert_eq!(names, ["a", "b"]);
-        let p2 = s.list_users("/", p1.next_marker.as_deref(), 2).unwrap();
-        assert_eq!(p2.items.len(), 1);
-        assert_eq!(p2.items[0].name.as_str(), "c");
-        assert!(p2.next_marker.is_none());
-    }
+    crate::store::contract::tests!(SqliteStore::open_in_memory().unwrap());
 
     #[test]
     fn newer_schema_is_refused() {

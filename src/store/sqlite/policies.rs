@@ -1,9 +1,14 @@
 //! SQLite implementation of [`PolicyStore`]: groups, managed and inline policies, attachments.
 
-use super::sqlite::{SqliteStore, corrupt, from_ts, ts, user_from_row};
-use super::{EffectivePolicy, Group, ManagedPolicy, PolicyStore, PrincipalKind, StoreError, User};
+use super::{
+    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
+};
+use crate::domain::{
+    Deletion, Dependents, EffectivePolicy, Group, ManagedPolicy, Missing, PolicyStore,
+    PrincipalKind, StoreError, Taken, User,
+};
 use crate::ids::{GroupName, IamPath, PolicyName};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 const POLICY_COLS: &str = "p.id, p.arn, p.name, p.path, p.document, p.description, p.created_at, \
      p.updated_at, (SELECT COUNT(*) FROM policy_attachments a WHERE a.policy_id = p.id)";
@@ -24,12 +29,22 @@ fn policy_from_row(r: &Row<'_>) -> rusqlite::Result<ManagedPolicy> {
     })
 }
 
-fn is_constraint(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+fn policy_id(conn: &Connection, arn: &str) -> Result<String, StoreError> {
+    id_of(
+        conn,
+        "SELECT id FROM managed_policies WHERE arn = ?1",
+        arn,
+        || Missing::Policy(arn.to_owned()),
+    )
 }
 
-fn no_such_policy(arn: &str) -> StoreError {
-    StoreError::NotFound(format!("Policy {arn} does not exist or is not attachable."))
+/// Counts the managed policies attached to and inline policies embedded in a principal of
+/// `kind` (`?1` is its id).
+pub(super) fn principal_policies(kind: &str) -> String {
+    format!(
+        "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = '{kind}' AND principal_id = ?1)
+              + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = '{kind}' AND principal_id = ?1)"
+    )
 }
 
 impl PolicyStore for SqliteStore {
@@ -38,14 +53,7 @@ impl PolicyStore for SqliteStore {
             "INSERT INTO groups (id, name, name_lower, path, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![g.id, g.name.as_str(), g.name.as_str().to_lowercase(), g.path.as_str(), ts(g.created)],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists(format!(
-                "Group with name {} already exists.",
-                g.name
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        unique(r, || Taken::Group(g.name.clone()))
     }
 
     fn get_group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
@@ -91,32 +99,22 @@ impl PolicyStore for SqliteStore {
             "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
             [group_id, user_id],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(
-                "The user is not a member of the group.".into(),
-            ));
-        }
-        Ok(())
+        touched(n, || Missing::GroupMember)
     }
 
-    fn delete_group(&self, group_id: &str) -> Result<(), StoreError> {
+    fn delete_group_if_unused(&self, group_id: &str) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let busy: i64 = tx.query_row(
-            "SELECT (SELECT COUNT(*) FROM group_members WHERE group_id = ?1)
-                  + (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'group' AND principal_id = ?1)
-                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'group' AND principal_id = ?1)",
-            [group_id],
-            |r| r.get(0),
-        )?;
-        if busy > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must remove users and policies from group first.".into(),
-            ));
-        }
-        tx.execute("DELETE FROM groups WHERE id = ?1", [group_id])?;
-        tx.commit()?;
-        Ok(())
+        let d = Dependents {
+            members: count(
+                &tx,
+                "SELECT COUNT(*) FROM group_members WHERE group_id = ?1",
+                group_id,
+            )?,
+            policies: count(&tx, &principal_policies("group"), group_id)?,
+            ..Dependents::default()
+        };
+        delete_unless(tx, d, &["DELETE FROM groups WHERE id = ?1"], group_id)
     }
 
     fn create_managed_policy(&self, p: &ManagedPolicy) -> Result<(), StoreError> {
@@ -135,14 +133,7 @@ impl PolicyStore for SqliteStore {
                 ts(p.updated)
             ],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_constraint(&e) => Err(StoreError::AlreadyExists(format!(
-                "A policy called {} already exists. Duplicate names are not allowed.",
-                p.name
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        unique(r, || Taken::Policy(p.name.clone()))
     }
 
     fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
@@ -156,30 +147,19 @@ impl PolicyStore for SqliteStore {
             .optional()?)
     }
 
-    fn delete_managed_policy(&self, arn: &str) -> Result<(), StoreError> {
+    fn delete_managed_policy_if_unused(&self, arn: &str) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: String = tx
-            .query_row(
-                "SELECT id FROM managed_policies WHERE arn = ?1",
-                [arn],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_policy(arn))?;
-        let n: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM policy_attachments WHERE policy_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )?;
-        if n > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete a policy attached to entities.".into(),
-            ));
-        }
-        tx.execute("DELETE FROM managed_policies WHERE id = ?1", [&id])?;
-        tx.commit()?;
-        Ok(())
+        let id = policy_id(&tx, arn)?;
+        let d = Dependents {
+            attachments: count(
+                &tx,
+                "SELECT COUNT(*) FROM policy_attachments WHERE policy_id = ?1",
+                &id,
+            )?,
+            ..Dependents::default()
+        };
+        delete_unless(tx, d, &["DELETE FROM managed_policies WHERE id = ?1"], &id)
     }
 
     fn list_managed_policies(
@@ -207,14 +187,7 @@ impl PolicyStore for SqliteStore {
         principal_id: &str,
     ) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        let id: String = conn
-            .query_row(
-                "SELECT id FROM managed_policies WHERE arn = ?1",
-                [arn],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_policy(arn))?;
+        let id = policy_id(&conn, arn)?;
         conn.execute(
             "INSERT INTO policy_attachments (policy_id, principal_kind, principal_id) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
@@ -234,10 +207,7 @@ impl PolicyStore for SqliteStore {
                AND policy_id = (SELECT id FROM managed_policies WHERE arn = ?1)",
             params![arn, kind.as_str(), principal_id],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("Policy {arn} was not found.")));
-        }
-        Ok(())
+        touched(n, || Missing::Attachment(arn.to_owned()))
     }
 
     fn attached_policies(
@@ -299,13 +269,10 @@ impl PolicyStore for SqliteStore {
             "DELETE FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2 AND name_lower = ?3",
             params![kind.as_str(), principal_id, name.to_lowercase()],
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "The {} policy with name {name} cannot be found.",
-                kind.as_str()
-            )));
-        }
-        Ok(())
+        touched(n, || Missing::InlinePolicy {
+            kind,
+            name: name.to_owned(),
+        })
     }
 
     fn effective_policies(
@@ -324,32 +291,28 @@ impl PolicyStore for SqliteStore {
         }
         let mut out = Vec::new();
         for (k, id) in owners {
-            let mut inline = conn.prepare_cached(
-                "SELECT name, document FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2",
-            )?;
-            for row in inline.query_map([k.as_str(), &id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                let (name, document) = row?;
-                out.push(EffectivePolicy {
-                    source_id: name,
-                    source_type: k.as_str(),
-                    document,
-                });
-            }
-            let mut managed = conn.prepare_cached(
-                "SELECT p.arn, p.document FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
-                 WHERE a.principal_kind = ?1 AND a.principal_id = ?2",
-            )?;
-            for row in managed.query_map([k.as_str(), &id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                let (arn, document) = row?;
-                out.push(EffectivePolicy {
-                    source_id: arn,
-                    source_type: "user-managed",
-                    document,
-                });
+            for (sql, source_type) in [
+                (
+                    "SELECT name, document FROM inline_policies WHERE principal_kind = ?1 AND principal_id = ?2",
+                    k.as_str(),
+                ),
+                (
+                    "SELECT p.arn, p.document FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
+                     WHERE a.principal_kind = ?1 AND a.principal_id = ?2",
+                    "user-managed",
+                ),
+            ] {
+                let mut stmt = conn.prepare_cached(sql)?;
+                for row in stmt.query_map([k.as_str(), &id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })? {
+                    let (source_id, document) = row?;
+                    out.push(EffectivePolicy {
+                        source_id,
+                        source_type,
+                        document,
+                    });
+                }
             }
         }
         Ok(out)

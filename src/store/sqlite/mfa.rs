@@ -1,28 +1,24 @@
-//! SQLite implementation of [`MfaStore`].
+//! SQLite implementation of [`MfaStore`] and of the transaction view [`MfaTx`].
 //!
-//! INVARIANT: every code check runs inside a `BEGIN IMMEDIATE` transaction that also records its
-//! outcome (the new `last_step`, or the failure count), under the store's single connection. Two
-//! requests with the same code are therefore serialised: the second sees the first one's step and
-//! is a replay. The commit is durable (`synchronous=FULL`) before the caller learns the result.
-//!
-//! A batch ([`MfaStore::mfa_authenticate_batch`]) runs its checks one after another in one such
-//! transaction, each in its own SAVEPOINT (an SQL error undoes and fails that check alone), and
-//! commits once: the answers are returned only after that COMMIT, and a failed COMMIT fails them
-//! all. Within the batch each check sees the writes of the ones before it, so a code used twice is
-//! a replay the second time and failures add up, exactly as if the checks ran one by one.
+//! INVARIANT: [`MfaStore::mfa_transaction`] runs in one `BEGIN IMMEDIATE` transaction under the
+//! store's single connection, so no other write lands between a unit's reads (the failure
+//! counter, the device row) and its writes (the consumed step, the count). Two requests with the
+//! same code are therefore serialised: the second sees the first one's step and is a replay. Each
+//! unit of several runs in its own SAVEPOINT (an error undoes that unit alone), and the transaction commits
+//! once: the answers are returned only after that COMMIT, which is durable (`synchronous=FULL`),
+//! and a failed COMMIT fails them all. Within the transaction each unit sees the writes of the
+//! ones before it, so a code used twice is a replay the second time and failures add up, exactly
+//! as if the units ran one by one.
 
-use super::sqlite::{SqliteStore, corrupt, from_ts, owner_sql, ts, user_from_row};
-use super::{
-    AccountCounts, Assignment, BindOutcome, CodeVerdict, CredentialRow, DeviceKind, LockoutState,
-    MfaAttempt, MfaCheck, MfaDevice, MfaRefusal, MfaStore, Owner, OwnerRef, StoreError,
+use super::{SqliteStore, corrupt, from_ts, owner_sql, ts, unique, user_from_row};
+use crate::domain::store::MfaUnit;
+use crate::domain::{
+    AccountCounts, Assignment, CredentialRow, DeviceKind, LockoutState, MfaDevice, MfaStore, MfaTx,
+    Owner, OwnerRef, StoreError, Taken,
 };
-use crate::mfa::lockout::{Gate, LockoutPolicy};
 use crate::mfa::{Algorithm, Digits, Period, TotpParams};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
-
-/// Devices a principal may have enabled at once, as AWS allows.
-pub const MAX_DEVICES_PER_PRINCIPAL: i64 = 8;
 
 const DEVICE_COLS: &str = "d.id, d.serial, d.kind, d.seed_blob, d.algorithm, d.digits, d.period, \
      d.owner_kind, d.enabled_at, d.last_step, d.drift, d.created_at, \
@@ -69,11 +65,11 @@ fn load_device(conn: &Connection, serial: &str) -> rusqlite::Result<Option<MfaDe
     .optional()
 }
 
-fn owned_by(device: &MfaDevice, owner: &OwnerRef) -> bool {
-    match (&device.owner, owner) {
-        (Some(Owner::Root), OwnerRef::Root) => true,
-        (Some(Owner::User(u)), OwnerRef::User(id)) => &u.id == id,
-        _ => false,
+/// The `owner_kind` and `user_id` columns of a device enabled for `owner`.
+fn owner_cols(owner: &OwnerRef) -> (&'static str, Option<&str>) {
+    match owner {
+        OwnerRef::Root => ("root", None),
+        OwnerRef::User(id) => ("user", Some(id.as_str())),
     }
 }
 
@@ -82,12 +78,6 @@ fn principal_key(owner: &OwnerRef) -> &str {
         OwnerRef::Root => "root",
         OwnerRef::User(id) => id,
     }
-}
-
-fn no_such_device(serial: &str) -> StoreError {
-    StoreError::NotFound(format!(
-        "MFA device with serial number {serial} cannot be found."
-    ))
 }
 
 fn step_sql(step: u64) -> Result<i64, StoreError> {
@@ -110,52 +100,86 @@ fn lockout_row(conn: &Connection, owner: &OwnerRef) -> rusqlite::Result<LockoutS
         .unwrap_or_default())
 }
 
-/// One MFA authentication inside the caller's `BEGIN IMMEDIATE` transaction (or a savepoint of
-/// it): throttling gate, device, ownership, `check`, then the replay guard or the failure counter.
-/// The single and the batched paths both run this; committing is the caller's job.
-fn authenticate_in(
-    conn: &Connection,
-    owner: &OwnerRef,
-    serial: &str,
-    now: i64,
-    policy: &LockoutPolicy,
-    check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
-) -> Result<MfaAttempt, StoreError> {
-    let state = lockout_row(conn, owner)?;
-    match policy.gate(state.failures, state.last_failure_at, now) {
-        Gate::Locked => return Ok(MfaAttempt::Refused(MfaRefusal::Locked)),
-        Gate::Delayed { .. } => return Ok(MfaAttempt::Refused(MfaRefusal::Throttled)),
-        Gate::Open => {}
-    }
-    let refusal = match load_device(conn, serial)? {
-        None => MfaRefusal::UnknownDevice,
-        Some(d) if !owned_by(&d, owner) => MfaRefusal::ForeignDevice,
-        Some(d) => match check(&d) {
-            CodeVerdict::Accepted { step, drift } => {
-                conn.execute(
-                    "UPDATE mfa_devices SET last_step = ?1, drift = ?2 WHERE id = ?3",
-                    params![step_sql(step)?, drift.unwrap_or(d.drift), d.id],
-                )?;
-                conn.execute(
-                    "DELETE FROM mfa_lockout WHERE principal = ?1",
-                    [principal_key(owner)],
-                )?;
-                return Ok(MfaAttempt::Accepted {
-                    step,
-                    serial: d.serial,
-                });
-            }
-            CodeVerdict::Replayed => MfaRefusal::Replayed,
-            CodeVerdict::NoMatch => MfaRefusal::WrongCode,
-            CodeVerdict::Undecryptable => MfaRefusal::Undecryptable,
-        },
-    };
+fn clear_lockout(conn: &Connection, owner: &OwnerRef) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO mfa_lockout (principal, failures, last_failure_at) VALUES (?1, 1, ?2)
-         ON CONFLICT (principal) DO UPDATE SET failures = failures + 1, last_failure_at = ?2",
-        params![principal_key(owner), now],
+        "DELETE FROM mfa_lockout WHERE principal = ?1",
+        [principal_key(owner)],
     )?;
-    Ok(MfaAttempt::Refused(refusal))
+    Ok(())
+}
+
+/// [`MfaTx`] over the open transaction (or one of its savepoints).
+struct Tx<'c>(&'c Connection);
+
+impl MfaTx for Tx<'_> {
+    fn lockout(&mut self, owner: &OwnerRef) -> Result<LockoutState, StoreError> {
+        Ok(lockout_row(self.0, owner)?)
+    }
+
+    fn device(&mut self, serial: &str) -> Result<Option<MfaDevice>, StoreError> {
+        Ok(load_device(self.0, serial)?)
+    }
+
+    fn devices_enabled_for(&mut self, owner: &OwnerRef) -> Result<u64, StoreError> {
+        let (kind, user) = owner_cols(owner);
+        let n: i64 = self.0.query_row(
+            "SELECT COUNT(*) FROM mfa_devices WHERE owner_kind = ?1 AND user_id IS ?2",
+            params![kind, user],
+            |r| r.get(0),
+        )?;
+        u64::try_from(n).map_err(|_| StoreError::Internal("a negative count".into()))
+    }
+
+    fn consume_step(&mut self, device_id: &str, step: u64, drift: i64) -> Result<bool, StoreError> {
+        let n = self.0.execute(
+            "UPDATE mfa_devices SET last_step = ?2, drift = ?3
+             WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
+            params![device_id, step_sql(step)?, drift],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn assign_device(
+        &mut self,
+        device_id: &str,
+        owner: &OwnerRef,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (kind, user) = owner_cols(owner);
+        self.0.execute(
+            "UPDATE mfa_devices SET owner_kind = ?1, user_id = ?2, enabled_at = ?3 WHERE id = ?4",
+            params![kind, user, ts(at), device_id],
+        )?;
+        Ok(())
+    }
+
+    fn release_device(&mut self, device_id: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE mfa_devices SET owner_kind = NULL, user_id = NULL, enabled_at = NULL, drift = 0
+             WHERE id = ?1",
+            [device_id],
+        )?;
+        Ok(())
+    }
+
+    fn delete_device(&mut self, device_id: &str) -> Result<(), StoreError> {
+        self.0
+            .execute("DELETE FROM mfa_devices WHERE id = ?1", [device_id])?;
+        Ok(())
+    }
+
+    fn record_failure(&mut self, owner: &OwnerRef, at: i64) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO mfa_lockout (principal, failures, last_failure_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (principal) DO UPDATE SET failures = failures + 1, last_failure_at = ?2",
+            params![principal_key(owner), at],
+        )?;
+        Ok(())
+    }
+
+    fn clear_failures(&mut self, owner: &OwnerRef) -> Result<(), StoreError> {
+        clear_lockout(self.0, owner)
+    }
 }
 
 impl MfaStore for SqliteStore {
@@ -179,22 +203,10 @@ impl MfaStore for SqliteStore {
                     ts(d.created)
                 ],
             );
-            match r {
-                Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    return Err(StoreError::AlreadyExists(match d.kind {
-                        DeviceKind::Virtual => {
-                            "MFADevice entity at the same path and name already exists.".to_owned()
-                        }
-                        DeviceKind::Hardware => {
-                            format!("MFA device with serial number {} already exists.", d.serial)
-                        }
-                    }));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            unique(r, || Taken::MfaDevice {
+                kind: d.kind,
+                serial: d.serial.clone(),
+            })?;
         }
         tx.commit()?;
         Ok(())
@@ -207,10 +219,7 @@ impl MfaStore for SqliteStore {
 
     fn list_mfa_devices(&self, owner: &OwnerRef) -> Result<Vec<MfaDevice>, StoreError> {
         let conn = self.conn()?;
-        let (kind, user) = match owner {
-            OwnerRef::Root => ("root", None),
-            OwnerRef::User(id) => ("user", Some(id.as_str())),
-        };
+        let (kind, user) = owner_cols(owner);
         let mut stmt = conn.prepare(&format!(
             "SELECT {DEVICE_COLS} FROM {DEVICE_FROM}
              WHERE d.owner_kind = ?1 AND d.user_id IS ?2 ORDER BY d.enabled_at, d.serial"
@@ -234,140 +243,35 @@ impl MfaStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn bind_mfa_device(
+    fn mfa_transaction(
         &self,
-        serial: &str,
-        owner: &OwnerRef,
-        resync: bool,
-        now: OffsetDateTime,
-        check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
-    ) -> Result<BindOutcome, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let device = load_device(&tx, serial)?.ok_or_else(|| no_such_device(serial))?;
-        if resync {
-            if !owned_by(&device, owner) {
-                return Err(no_such_device(serial));
-            }
-        } else {
-            if device.owner.is_some() {
-                return Err(StoreError::AlreadyExists(
-                    "MFA Device is already in use.".to_owned(),
-                ));
-            }
-            let (kind, user) = match owner {
-                OwnerRef::Root => ("root", None),
-                OwnerRef::User(id) => ("user", Some(id.as_str())),
-            };
-            let count: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM mfa_devices WHERE owner_kind = ?1 AND user_id IS ?2",
-                params![kind, user],
-                |r| r.get(0),
-            )?;
-            if count >= MAX_DEVICES_PER_PRINCIPAL {
-                return Err(StoreError::LimitExceeded(format!(
-                    "Cannot exceed quota for MFADevicesPerUser: {MAX_DEVICES_PER_PRINCIPAL}"
-                )));
-            }
-        }
-        let CodeVerdict::Accepted { step, drift } = check(&device) else {
-            return Ok(BindOutcome::CodesRejected);
-        };
-        let drift = drift.unwrap_or(device.drift);
-        if resync {
-            tx.execute(
-                "UPDATE mfa_devices SET last_step = ?1, drift = ?2 WHERE id = ?3",
-                params![step_sql(step)?, drift, device.id],
-            )?;
-        } else {
-            let (kind, user) = match owner {
-                OwnerRef::Root => ("root", None),
-                OwnerRef::User(id) => ("user", Some(id.as_str())),
-            };
-            tx.execute(
-                "UPDATE mfa_devices
-                 SET owner_kind = ?1, user_id = ?2, enabled_at = ?3, last_step = ?4, drift = ?5
-                 WHERE id = ?6",
-                params![kind, user, ts(now), step_sql(step)?, drift, device.id],
-            )?;
-        }
-        tx.commit()?;
-        Ok(BindOutcome::Done)
-    }
-
-    fn deactivate_mfa_device(&self, serial: &str, owner: &OwnerRef) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let device = load_device(&tx, serial)?.ok_or_else(|| no_such_device(serial))?;
-        if !owned_by(&device, owner) {
-            return Err(no_such_device(serial));
-        }
-        // last_step stays: codes already used can never be used again, by anyone.
-        tx.execute(
-            "UPDATE mfa_devices SET owner_kind = NULL, user_id = NULL, enabled_at = NULL, drift = 0
-             WHERE id = ?1",
-            [&device.id],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn delete_virtual_mfa_device(&self, serial: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let device = load_device(&tx, serial)?
-            .filter(|d| d.kind == DeviceKind::Virtual)
-            .ok_or_else(|| no_such_device(serial))?;
-        if device.owner.is_some() {
-            return Err(StoreError::DeleteConflict(
-                "MFA Device is in use: deactivate it before deleting it.".to_owned(),
-            ));
-        }
-        tx.execute("DELETE FROM mfa_devices WHERE id = ?1", [&device.id])?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn mfa_authenticate(
-        &self,
-        owner: &OwnerRef,
-        serial: &str,
-        now: i64,
-        policy: &LockoutPolicy,
-        check: &mut dyn FnMut(&MfaDevice) -> CodeVerdict,
-    ) -> Result<MfaAttempt, StoreError> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let attempt = authenticate_in(&tx, owner, serial, now, policy, check)?;
-        tx.commit()?;
-        Ok(attempt)
-    }
-
-    fn mfa_authenticate_batch(
-        &self,
-        reqs: &mut [MfaCheck],
-    ) -> Result<Vec<Result<MfaAttempt, StoreError>>, StoreError> {
+        units: usize,
+        work: &mut MfaUnit<'_>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut answers = Vec::with_capacity(reqs.len());
-        for r in reqs.iter_mut() {
-            let mut sp = tx.savepoint()?;
-            match authenticate_in(&sp, &r.owner, &r.serial, r.now, &r.policy, &mut *r.check) {
-                Ok(attempt) => {
-                    sp.commit()?;
-                    answers.push(Ok(attempt));
-                }
-                Err(e) => {
-                    // Undo this request's writes only. If SQLite already rolled back the whole
-                    // transaction (I/O error, full disk), ROLLBACK TO fails and the batch fails.
-                    sp.rollback()?;
-                    sp.commit()?;
-                    answers.push(Err(e));
-                }
+        if units == 1 {
+            // A single unit needs no savepoint: if it fails, dropping `tx` undoes it.
+            let answer = work(0, &mut Tx(&tx));
+            if answer.is_ok() {
+                tx.commit()?;
             }
+            return Ok(vec![answer]);
+        }
+        let mut answers = Vec::with_capacity(units);
+        for i in 0..units {
+            let mut sp = tx.savepoint()?;
+            let answer = work(i, &mut Tx(&sp));
+            if answer.is_err() {
+                // Undo this unit's writes only. If SQLite already rolled back the whole
+                // transaction (I/O error, full disk), ROLLBACK TO fails and the batch fails.
+                sp.rollback()?;
+            }
+            sp.commit()?;
+            answers.push(answer);
             if tx.is_autocommit() {
                 return Err(StoreError::Internal(
-                    "the MFA batch transaction ended early".into(),
+                    "the MFA transaction ended early".into(),
                 ));
             }
         }
@@ -381,11 +285,7 @@ impl MfaStore for SqliteStore {
     }
 
     fn reset_mfa_lockout(&self, owner: &OwnerRef) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "DELETE FROM mfa_lockout WHERE principal = ?1",
-            [principal_key(owner)],
-        )?;
-        Ok(())
+        clear_lockout(&*self.conn()?, owner)
     }
 
     fn account_counts(&self) -> Result<AccountCounts, StoreError> {
@@ -414,10 +314,7 @@ impl MfaStore for SqliteStore {
             rows.collect()
         };
         let mfa_of = |owner: &OwnerRef| -> rusqlite::Result<bool> {
-            let (kind, user) = match owner {
-                OwnerRef::Root => ("root", None),
-                OwnerRef::User(id) => ("user", Some(id.as_str())),
-            };
+            let (kind, user) = owner_cols(owner);
             conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM mfa_devices WHERE owner_kind = ?1 AND user_id IS ?2)",
                 params![kind, user],
@@ -469,9 +366,11 @@ impl MfaStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{
+        BindOutcome, CodeVerdict, MfaAttempt, MfaCheck, MfaRefusal, Store, StoreRules, User,
+    };
     use crate::ids::{IamPath, UserName};
-    use crate::mfa::TotpParams;
-    use crate::store::{Store, User};
+    use crate::mfa::lockout::LockoutPolicy;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -512,6 +411,16 @@ mod tests {
         assert_eq!(r.unwrap(), BindOutcome::Done);
     }
 
+    /// A store with alice and bob, each with an enabled device (`alice-phone`, `bob-phone-1`).
+    fn alice_and_bob() -> (SqliteStore, OwnerRef, OwnerRef) {
+        let s = SqliteStore::open_in_memory().unwrap();
+        let alice = user(&s, "alice");
+        let bob = user(&s, "bob");
+        device(&s, "alice-phone", &alice);
+        device(&s, "bob-phone-1", &bob);
+        (s, alice, bob)
+    }
+
     fn last_step(s: &SqliteStore, serial: &str) -> Option<u64> {
         s.get_mfa_device(serial).unwrap().unwrap().last_step
     }
@@ -547,6 +456,20 @@ mod tests {
             policy: LockoutPolicy::default(),
             check,
         }
+    }
+
+    /// `reqs` under a lockout policy with `free_failures` and `lock_at`.
+    fn under(
+        free_failures: u32,
+        lock_at: u32,
+        reqs: impl Iterator<Item = MfaCheck>,
+    ) -> Vec<MfaCheck> {
+        let policy = LockoutPolicy {
+            free_failures,
+            max_delay_secs: 300,
+            lock_at,
+        };
+        reqs.map(|r| MfaCheck { policy, ..r }).collect()
     }
 
     fn accepted(step: u64, serial: &str) -> MfaAttempt {
@@ -643,26 +566,17 @@ mod tests {
 
     #[test]
     fn failures_add_up_within_a_batch_and_gate_the_later_requests() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let alice = user(&s, "alice");
-        let bob = user(&s, "bob");
-        device(&s, "alice-phone", &alice);
-        device(&s, "bob-phone-1", &bob);
-        let policy = LockoutPolicy {
-            free_failures: 10,
-            max_delay_secs: 300,
-            lock_at: 3,
-        };
-        let mut reqs: Vec<MfaCheck> = (0..4)
-            .map(|_| req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)))
-            .chain([
-                req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
-                req(&alice, "alice-phone", code_at(9)),
-            ])
-            .collect();
-        for r in &mut reqs {
-            r.policy = policy;
-        }
+        let (s, alice, bob) = alice_and_bob();
+        let mut reqs = under(
+            10,
+            3,
+            (0..4)
+                .map(|_| req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)))
+                .chain([
+                    req(&bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
+                    req(&alice, "alice-phone", code_at(9)),
+                ]),
+        );
         let wrong = Some(MfaAttempt::Refused(MfaRefusal::WrongCode));
         let locked = Some(MfaAttempt::Refused(MfaRefusal::Locked));
         assert_eq!(
@@ -683,17 +597,11 @@ mod tests {
         // Throttling: past the free failures, a retry at the same second is delayed, uncounted.
         let carol = user(&s, "carol");
         device(&s, "carol-phone", &carol);
-        let policy = LockoutPolicy {
-            free_failures: 2,
-            max_delay_secs: 300,
-            lock_at: 100,
-        };
-        let mut reqs: Vec<MfaCheck> = (0..4)
-            .map(|_| req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch)))
-            .collect();
-        for r in &mut reqs {
-            r.policy = policy;
-        }
+        let mut reqs = under(
+            2,
+            100,
+            (0..4).map(|_| req(&carol, "carol-phone", verdict(CodeVerdict::NoMatch))),
+        );
         let answers = run(&s, &mut reqs);
         let throttled = Some(MfaAttempt::Refused(MfaRefusal::Throttled));
         assert_eq!(
@@ -722,24 +630,12 @@ mod tests {
                 req(bob, "bob-phone-1", verdict(CodeVerdict::NoMatch)),
             ]
         }
-        let setup = || {
-            let s = SqliteStore::open_in_memory().unwrap();
-            let alice = user(&s, "alice");
-            let bob = user(&s, "bob");
-            device(&s, "alice-phone", &alice);
-            device(&s, "bob-phone-1", &bob);
-            (s, alice, bob)
-        };
-        let (batched, a1, b1) = setup();
+        let (batched, a1, b1) = alice_and_bob();
         let batch_answers = run(&batched, &mut scenario(&a1, &b1));
-        let (single, a2, b2) = setup();
+        let (single, a2, b2) = alice_and_bob();
         let single_answers: Vec<_> = scenario(&a2, &b2)
             .iter_mut()
-            .map(|r| {
-                single
-                    .mfa_authenticate(&r.owner, &r.serial, r.now, &r.policy, &mut *r.check)
-                    .ok()
-            })
+            .map(|r| single.mfa_authenticate(r).ok())
             .collect();
         assert_eq!(batch_answers, single_answers);
         assert_eq!(batch_answers[0], Some(accepted(4, "alice-phone")));
@@ -802,11 +698,11 @@ mod tests {
             ])
             .unwrap();
         assert!(
-            matches!(answers[1], Err(StoreError::Sqlite(_))),
+            matches!(answers[1], Err(StoreError::Backend(_))),
             "{answers:?}"
         );
         assert!(
-            matches!(answers[2], Err(StoreError::Sqlite(_))),
+            matches!(answers[2], Err(StoreError::Backend(_))),
             "{answers:?}"
         );
         let ok: Vec<_> = answers.into_iter().filter_map(Result::ok).collect();
@@ -834,11 +730,7 @@ mod tests {
 
     #[test]
     fn a_batch_whose_commit_fails_records_nothing() {
-        let s = SqliteStore::open_in_memory().unwrap();
-        let alice = user(&s, "alice");
-        let bob = user(&s, "bob");
-        device(&s, "alice-phone", &alice);
-        device(&s, "bob-phone-1", &bob);
+        let (s, alice, bob) = alice_and_bob();
         // A deferred foreign-key violation lets every statement run and fails the COMMIT.
         s.conn()
             .unwrap()

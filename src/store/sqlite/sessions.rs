@@ -1,7 +1,12 @@
 //! SQLite implementation of [`SessionStore`]: signing keys, revocations, roles.
 
-use super::sqlite::{SqliteStore, corrupt, from_ts, ts, user_from_row};
-use super::{Role, SessionStore, SigningKeyRecord, StoreError, User};
+use super::policies::principal_policies;
+use super::{
+    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
+};
+use crate::domain::{
+    Deletion, Dependents, Missing, Role, SessionStore, SigningKeyRecord, StoreError, Taken, User,
+};
 use crate::ids::{IamPath, RoleName};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -21,10 +26,6 @@ fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
         description: r.get(5)?,
         created: from_ts(r.get(6)?),
     })
-}
-
-fn no_such_role(name: &RoleName) -> StoreError {
-    StoreError::NotFound(format!("The role with name {name} cannot be found."))
 }
 
 impl SessionStore for SqliteStore {
@@ -130,18 +131,7 @@ impl SessionStore for SqliteStore {
                 ts(role.created)
             ],
         );
-        match r {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::AlreadyExists(format!(
-                    "Role with name {} already exists.",
-                    role.name
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+        unique(r, || Taken::Role(role.name.clone()))
     }
 
     fn get_role(&self, name: &RoleName) -> Result<Option<Role>, StoreError> {
@@ -171,37 +161,23 @@ impl SessionStore for SqliteStore {
             "UPDATE roles SET trust_policy = ?1 WHERE name_lower = ?2",
             params![policy, name.as_str().to_lowercase()],
         )?;
-        if n == 0 {
-            return Err(no_such_role(name));
-        }
-        Ok(())
+        touched(n, || Missing::Role(name.clone()))
     }
 
-    fn delete_role(&self, name: &RoleName) -> Result<(), StoreError> {
+    fn delete_role_if_unused(&self, name: &RoleName) -> Result<Deletion, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id: String = tx
-            .query_row(
-                "SELECT id FROM roles WHERE name_lower = ?1",
-                [name.as_str().to_lowercase()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| no_such_role(name))?;
-        let policies: i64 = tx.query_row(
-            "SELECT (SELECT COUNT(*) FROM policy_attachments WHERE principal_kind = 'role' AND principal_id = ?1)
-                  + (SELECT COUNT(*) FROM inline_policies WHERE principal_kind = 'role' AND principal_id = ?1)",
-            [&id],
-            |r| r.get(0),
+        let id = id_of(
+            &tx,
+            "SELECT id FROM roles WHERE name_lower = ?1",
+            &name.as_str().to_lowercase(),
+            || Missing::Role(name.clone()),
         )?;
-        if policies > 0 {
-            return Err(StoreError::DeleteConflict(
-                "Cannot delete entity, must detach all policies first.".into(),
-            ));
-        }
-        tx.execute("DELETE FROM roles WHERE id = ?1", [&id])?;
-        tx.commit()?;
-        Ok(())
+        let d = Dependents {
+            policies: count(&tx, &principal_policies("role"), &id)?,
+            ..Dependents::default()
+        };
+        delete_unless(tx, d, &["DELETE FROM roles WHERE id = ?1"], &id)
     }
 
     fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {

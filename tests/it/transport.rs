@@ -1,0 +1,371 @@
+//! The transport: authentication of the raw message bytes before anything decodes them.
+
+use crate::helpers::*;
+use bytes::{Buf, BufMut};
+use sts_broker::client::Credentials;
+use sts_broker::domain::Outcome;
+use sts_broker::sigv4::{GrpcSignParams, Payload, sign_grpc};
+use time::OffsetDateTime;
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataValue;
+
+const CREATE_USER: &str = "/iam.v1.IamService/CreateUser";
+
+/// Field 1 (`user_name`) holding one byte that is not UTF-8: no `CreateUserRequest` decodes
+/// from it.
+const UNDECODABLE: &[u8] = &[0x0a, 0x01, 0xff];
+
+/// A codec that sends and receives message bytes as they are.
+#[derive(Debug, Default, Clone)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+fn now(app: &TestApp) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(sts_broker::clock::Clock::unix(&app.clock)).unwrap()
+}
+
+/// Sends `sent` to `path`, signed by `creds` as if the message were `signed`.
+async fn raw_call(
+    app: &TestApp,
+    creds: &Credentials,
+    path: &'static str,
+    signed: &[u8],
+    sent: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let host = app.addr.to_string();
+    let headers = sign_grpc(&GrpcSignParams {
+        access_key_id: &creds.access_key_id,
+        secret_access_key: creds.secret_access_key.as_bytes(),
+        session_token: creds.session_token.as_deref(),
+        region: "us-east-1",
+        service: if path.starts_with("/iam.") {
+            "iam"
+        } else {
+            "sts"
+        },
+        host: &host,
+        path,
+        payload: Payload::Bytes(signed),
+        time: now(app),
+    })
+    .unwrap();
+    let mut req = tonic::Request::new(sent);
+    let md = req.metadata_mut();
+    md.insert(
+        "authorization",
+        MetadataValue::try_from(headers.authorization.as_str()).unwrap(),
+    );
+    md.insert(
+        "x-amz-date",
+        MetadataValue::try_from(headers.x_amz_date.as_str()).unwrap(),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(req, http::uri::PathAndQuery::from_static(path), Raw)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn no_users(app: &TestApp) {
+    use sts_broker::proto::iam::v1 as iam;
+    let req = app
+        .client
+        .signed(
+            "/iam.v1.IamService/ListUsers",
+            iam::ListUsersRequest::default(),
+        )
+        .unwrap();
+    let users = app.client.iam().list_users(req).await.unwrap().into_inner();
+    assert!(users.users.is_empty(), "no user was created: {users:?}");
+}
+
+/// The audit record of the one failed `iam:CreateUser`, after checking its code there and in
+/// `/metrics`.
+async fn failed_create_user(app: &TestApp, code: &str) -> sts_broker::domain::AuditEvent {
+    app.broker().flush_audit().await;
+    let events = app.broker().recent_audit(100).await.unwrap();
+    let event = events
+        .into_iter()
+        .find(|e| e.action == "iam:CreateUser")
+        .expect("the call is in the audit trail");
+    assert_eq!(event.outcome, Outcome::Failure);
+    assert_eq!(event.error_code.as_deref(), Some(code));
+    let m = http_get(app.addr, "/metrics").await;
+    let counted = format!("{{action=\"iam:CreateUser\",code=\"{code}\"}} 1");
+    assert!(m.contains(&counted), "{m}");
+    event
+}
+
+#[tokio::test]
+async fn a_body_changed_after_signing_that_does_not_decode_is_a_failed_authentication() {
+    let app = spawn_app().await;
+    let good = prost::Message::encode_to_vec(&sts_broker::proto::iam::v1::CreateUserRequest {
+        user_name: "alice".into(),
+        path: None,
+    });
+    let r = raw_call(&app, &app.root, CREATE_USER, &good, UNDECODABLE.to_vec()).await;
+    assert_error(r, Code::Unauthenticated, "SignatureDoesNotMatch");
+
+    let refused = failed_create_user(&app, "SignatureDoesNotMatch").await;
+    assert_eq!(refused.detail.as_deref(), Some("signature does not match"));
+    assert_eq!(
+        refused.access_key_id.as_deref(),
+        Some(app.root.access_key_id.as_str())
+    );
+    no_users(&app).await;
+}
+
+#[tokio::test]
+async fn a_signed_body_that_does_not_decode_is_a_validation_error() {
+    let app = spawn_app().await;
+    let r = raw_call(
+        &app,
+        &app.root,
+        CREATE_USER,
+        UNDECODABLE,
+        UNDECODABLE.to_vec(),
+    )
+    .await;
+    let s = assert_error(r, Code::InvalidArgument, "ValidationError");
+    assert!(s.message().contains("protobuf"), "{}", s.message());
+
+    let failed = failed_create_user(&app, "ValidationError").await;
+    assert!(failed.principal.as_deref().unwrap().ends_with(":root"));
+    no_users(&app).await;
+}
+
+/// The broker's resident set (this process), for the flood reports.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "VmRSS: unknown".into())
+}
+
+/// A well-behaved client on its own connection: it must keep being served.
+async fn good_call(app: &TestApp) {
+    let c = sts_broker::client::Client::connect(&app.endpoint, "us-east-1", app.root.clone())
+        .await
+        .unwrap()
+        .with_clock(std::sync::Arc::new(app.clock.clone()));
+    root_identity(&c).await;
+}
+
+/// GetCallerIdentity as root must succeed.
+async fn root_identity(c: &sts_broker::client::Client) {
+    let req = c
+        .signed(
+            "/sts.v1.SecurityTokenService/GetCallerIdentity",
+            sts_broker::proto::sts::v1::GetCallerIdentityRequest {},
+        )
+        .unwrap();
+    let id = c.sts().get_caller_identity(req).await.unwrap().into_inner();
+    assert!(id.arn.ends_with(":root"));
+}
+
+/// One h2c connection opening `streams` unauthenticated calls, each sending `chunk` bytes of
+/// DATA without ending its stream. Returns the gRPC statuses the broker answered with.
+async fn unauthenticated_flood(
+    addr: std::net::SocketAddr,
+    streams: usize,
+    chunk: usize,
+) -> Vec<String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut pending = Vec::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let req = http::Request::post(format!("http://{addr}{CREATE_USER}"))
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        let (response, mut body) = client.send_request(req, false).unwrap();
+        // Header, then junk: the body never ends.
+        let mut data = vec![0u8, 0, 4, 0, 0];
+        data.resize(chunk, 7);
+        body.send_data(bytes::Bytes::from(data), false).unwrap();
+        pending.push((response, body));
+    }
+    let mut statuses = Vec::new();
+    for (response, _body) in pending {
+        let status = match response.await {
+            Ok(r) => r
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_owned(),
+            Err(e) => format!("reset: {e}"),
+        };
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn unauthenticated_bodies_are_refused_before_they_are_buffered() {
+    let app = spawn_app().await;
+    println!("before the flood: {}", rss());
+    let floods: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(unauthenticated_flood(app.addr, 64, 256 * 1024)))
+        .collect();
+    good_call(&app).await;
+    for f in floods {
+        let statuses = f.await.unwrap();
+        assert_eq!(statuses.len(), 64);
+        assert!(
+            statuses.iter().all(|s| s == "16"),
+            "every stream is refused as UNAUTHENTICATED from its headers: {statuses:?}"
+        );
+    }
+    good_call(&app).await;
+    println!("after the flood: {}", rss());
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving() {
+    let app = spawn_app().await;
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let r = raw_call(&app, &app.root, CREATE_USER, &big, big.clone()).await;
+    let s = assert_error(r, Code::ResourceExhausted, "LimitExceeded");
+    assert!(s.message().contains("1048576 bytes"), "{}", s.message());
+    good_call(&app).await;
+}
+
+/// Opens `n` TCP connections that never send a byte.
+fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect()
+}
+
+/// How many of `conns` the broker has closed (a read sees end of stream or a reset).
+fn closed(conns: &[std::net::TcpStream]) -> usize {
+    use std::io::{ErrorKind, Read};
+    conns
+        .iter()
+        .filter(|&c| match { c }.read(&mut [0u8; 1]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn silent_connections_cannot_keep_a_client_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.limits.max_pending_connections = 16;
+    // So long that only evicting the oldest silent connection can let the client in.
+    cfg.limits.handshake_timeout = std::time::Duration::from_secs(600);
+    let app = start_with(dir, sts_broker::clock::ManualClock::at(T0), cfg).await;
+    println!("before the flood: {}", rss());
+    let addr = app.addr;
+    let silent = tokio::task::spawn_blocking(move || silent_connections(addr, 300))
+        .await
+        .unwrap();
+    good_call(&app).await;
+    // The broker closes the evicted ones on its own schedule: look a bounded number of times.
+    let mut shut = 0;
+    for _ in 0..100 {
+        shut = closed(&silent);
+        if shut >= 300 - 16 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        shut >= 300 - 16,
+        "at most 16 silent connections stay open; {shut} of 300 were closed"
+    );
+    good_call(&app).await;
+    println!("after the flood: {}", rss());
+}
+
+#[tokio::test]
+async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_out() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let script = format!(
+        "ulimit -n 256 && exec {} serve --data-dir {} --listen 127.0.0.1:0",
+        env!("CARGO_BIN_EXE_sts-broker"),
+        data.display()
+    );
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut endpoint = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(at) = line.find("serving on http://") {
+            let url = &line[at + "serving on ".len()..];
+            endpoint = Some(url.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let endpoint = endpoint.expect("the broker says where it listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+
+    let silent = tokio::task::spawn_blocking(move || silent_connections(addr, 300))
+        .await
+        .unwrap();
+    let root = read_credentials_file(&data.join("root-credentials"));
+    let c = sts_broker::client::Client::connect(&endpoint, "us-east-1", root)
+        .await
+        .unwrap();
+    root_identity(&c).await;
+    assert!(closed(&silent) > 0, "the broker shed silent connections");
+    child.kill().await.unwrap();
+}
