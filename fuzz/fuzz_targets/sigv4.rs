@@ -5,7 +5,8 @@
 //! body. The verifier runs at the suite's clock (2015-08-30T12:36:00Z) for region `us-east-1`,
 //! service `service`, with the suite's secret.
 //!
-//! Invariants: nothing panics; building the canonical request into text and hashing it
+//! Invariants: nothing panics; the gRPC frame reader yields a message only from a body that is
+//! exactly one uncompressed frame, and then the whole of it; building the canonical request into text and hashing it
 //! streamed agree; whenever the server-side parser accepts a request, the canonical request it
 //! verifies is the one the general builder makes for the same headers, and the signature is
 //! accepted exactly when it is the one recomputed from that text with the public signer steps;
@@ -17,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use sts_broker::sigv4::{
     CanonicalRequest, CredentialScope, GrpcSignParams, IncomingRequest, Payload, parse,
-    parse_amz_date, sign_grpc, signature_hex, signing_key, string_to_sign,
+    parse_amz_date, sign_grpc, signature_hex, signing_key, string_to_sign, unary_message,
 };
 
 const SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -84,6 +85,20 @@ fuzz_target!(|data: &[u8]| {
     let Some(raw) = split_request(data) else {
         return;
     };
+    // The body as a gRPC frame: a message comes out only of exactly one uncompressed frame.
+    if let Some(message) = unary_message(raw.body) {
+        let declared = raw
+            .body
+            .get(1..5)
+            .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]));
+        assert_eq!(raw.body.first(), Some(&0), "uncompressed");
+        assert_eq!(
+            declared,
+            u32::try_from(message.len()).ok(),
+            "the declared length"
+        );
+        assert_eq!(&raw.body[5..], message, "the whole rest of the body");
+    }
     let payload: [u8; 32] = Sha256::digest(raw.body).into();
     let payload_hex = hex::encode(payload);
     let all: Vec<(&str, &str)> = raw.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
