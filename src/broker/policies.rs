@@ -1,7 +1,7 @@
 //! Authorization by IAM policies, and their management.
 //!
-//! Every call is decided by the policy engine (`crate::policy`) with the request context of
-//! API.md section 7: default deny, an explicit Deny wins, the identity policies of the user (its
+//! Every call is decided by the policy engine (`crate::policy`) with the request context the
+//! README's 'Policies and MFA conditions' describes: default deny, an explicit Deny wins, the identity policies of the user (its
 //! own and its groups', inline and managed) or of the role, intersected with a role session's
 //! session policy. The root user is always allowed. As in AWS, `sts:GetCallerIdentity` and
 //! `sts:GetSessionToken` need no permission, and `sts:AssumeRole` within the account is decided
@@ -162,7 +162,7 @@ impl Broker {
         Ok(set.unwrap_or_default())
     }
 
-    /// The request context of a call: API.md section 7, with AWS's presence rules for the MFA
+    /// The request context of a call (README, 'Policies and MFA conditions'), with AWS's presence rules for the MFA
     /// keys (absent for long-term keys; present/age for sessions).
     pub(super) fn call_context(&self, caller: &Caller, now: OffsetDateTime) -> Context {
         let mut ctx = self.request_context(caller, now);

@@ -496,7 +496,7 @@ impl Broker {
         ))
     }
 
-    /// The request context every evaluation starts from (API.md section 7), without the MFA keys.
+    /// The request context every evaluation starts from (README, 'Policies and MFA conditions'), without the MFA keys.
     pub(super) fn request_context(&self, caller: &Caller, now: OffsetDateTime) -> Context {
         use policy::ContextValue as V;
         let mut ctx = Context::new();

@@ -1,5 +1,5 @@
-//! The one place a [`BrokerError`] becomes a gRPC status (API.md section 5): the AWS code goes in
-//! a `google.rpc.ErrorInfo` (reason = code, domain = `sts-broker`) and picks the gRPC code.
+//! The one place a [`BrokerError`] becomes a gRPC status: the AWS code goes in a
+//! `google.rpc.ErrorInfo` (reason = code, domain = `sts-broker`) and picks the gRPC code.
 
 use crate::error::{AwsCode, BrokerError};
 use std::collections::HashMap;
