@@ -108,18 +108,6 @@ fn peer(ext: &http::Extensions) -> Option<SocketAddr> {
         })
 }
 
-/// The message bytes inside a single gRPC frame, or `None` when the body is not exactly one
-/// uncompressed message.
-fn single_message(body: &[u8]) -> Option<&[u8]> {
-    let (&flag, rest) = body.split_first()?;
-    if flag != 0 || rest.len() < 4 {
-        return None;
-    }
-    let (len, msg) = rest.split_at(4);
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-    (usize::try_from(len).ok()? == msg.len()).then_some(msg)
-}
-
 /// The declared length of the first message, once its prefix has arrived.
 fn declared_len(buf: &[u8]) -> Option<usize> {
     let len = buf.get(1..PREFIX)?;
@@ -233,7 +221,7 @@ pub async fn authenticate(State(layer): State<AuthLayer>, req: Request, next: Ne
         Ok(read) => read,
         Err(e) => return layer.refuse(&action, &e),
     };
-    let payload_sha256 = single_message(&bytes).map(|m| Sha256::digest(m).into());
+    let payload_sha256 = crate::sigv4::unary_message(&bytes).map(|m| Sha256::digest(m).into());
     let caller = match layer.broker.confirm(identified, payload_sha256).await {
         Ok(c) => c,
         Err(e) => return layer.refuse(&action, &e),
@@ -275,20 +263,6 @@ impl AuthLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_are_read_strictly() {
-        assert_eq!(single_message(&[0, 0, 0, 0, 2, 7, 8]), Some(&[7u8, 8][..]));
-        assert_eq!(single_message(&[0, 0, 0, 0, 0]), Some(&[][..]));
-        assert_eq!(single_message(&[1, 0, 0, 0, 1, 7]), None, "compressed");
-        assert_eq!(single_message(&[0, 0, 0, 0, 3, 7]), None, "short");
-        assert_eq!(
-            single_message(&[0, 0, 0, 0, 1, 7, 9]),
-            None,
-            "two messages or junk"
-        );
-        assert_eq!(single_message(&[]), None);
-    }
 
     #[test]
     fn the_declared_length_needs_the_whole_prefix() {
