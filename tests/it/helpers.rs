@@ -103,6 +103,19 @@ impl TestApp {
         self.client.with_credentials(creds.clone())
     }
 
+    /// The audit trail once the writer has caught up: the newest 1000 events, newest first.
+    pub async fn audit(&self) -> Vec<sts_broker::domain::AuditEvent> {
+        self.broker().flush_audit().await;
+        self.broker().recent_audit(1000).await.unwrap()
+    }
+
+    /// The newest audit event for IAM action `action`; fails the test when there is none.
+    pub async fn audit_event(&self, action: &str) -> sts_broker::domain::AuditEvent {
+        let events = self.audit().await;
+        let event = events.into_iter().find(|e| e.action == action);
+        event.unwrap_or_else(|| panic!("no {action} call in the audit trail"))
+    }
+
     /// Stops the server gracefully and starts it again on the same data dir.
     pub async fn restart(mut self) -> TestApp {
         self.running.take().unwrap().shutdown().await.unwrap();
