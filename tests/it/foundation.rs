@@ -274,7 +274,7 @@ async fn unknown_keys_and_foreign_scopes_are_refused() {
         Code::Unauthenticated,
         "SignatureDoesNotMatch",
     );
-    assert!(s.message().contains("eu-west-1"), "{}", s.message());
+    assert_message_has(&s, "eu-west-1");
     // Signed for the iam service but sent to sts.
     let req = app
         .client
@@ -308,13 +308,13 @@ async fn root_manages_users_with_aws_name_rules() {
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("userName"), "{}", s.message());
+    assert_message_has(&s, "userName");
     let s = assert_error(
         create_user(&app.client, "").await,
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("userName"), "{}", s.message());
+    assert_message_has(&s, "userName");
     let long = "x".repeat(65);
     assert_error(
         create_user(&app.client, &long).await,
@@ -336,7 +336,7 @@ async fn root_manages_users_with_aws_name_rules() {
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("'path'"), "{}", s.message());
+    assert_message_has(&s, "'path'");
     assert_eq!(
         list_user_names(&app.client).await,
         ["Alice"],
@@ -415,7 +415,7 @@ async fn a_user_may_ask_who_it_is_but_not_create_users() {
         Code::PermissionDenied,
         "AccessDenied",
     );
-    assert!(s.message().contains("iam:CreateUser"), "{}", s.message());
+    assert_message_has(&s, "iam:CreateUser");
     assert_eq!(list_user_names(&app.client).await, ["alice"]);
 }
 
@@ -514,7 +514,7 @@ async fn users_manage_only_their_own_keys_and_at_most_two() {
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("status"), "{}", s.message());
+    assert_message_has(&s, "status");
 }
 
 #[tokio::test]

@@ -145,6 +145,25 @@ pub fn assert_error<T: std::fmt::Debug>(
     s
 }
 
+/// Asserts a refusal's message contains `part`.
+#[track_caller]
+pub fn assert_message_has(s: &tonic::Status, part: &str) {
+    assert!(s.message().contains(part), "{}", s.message());
+}
+
+/// Asserts a call was refused as AWS refuses an unauthorised one: `AccessDenied`.
+#[track_caller]
+pub fn assert_denied<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
+    assert_error(r, tonic::Code::PermissionDenied, "AccessDenied")
+}
+
+/// Asserts a call was refused because its credentials are not (or no longer) valid:
+/// `InvalidClientTokenId`.
+#[track_caller]
+pub fn assert_invalid_token<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
+    assert_error(r, tonic::Code::Unauthenticated, "InvalidClientTokenId")
+}
+
 /// An independent TOTP (RFC 6238 over HMAC-SHA1, 6 digits, 30 s) for computing codes in tests,
 /// written apart from the broker's own so a shared bug cannot hide.
 pub fn totp_at_step(seed_b32: &str, step: i64) -> String {

@@ -697,11 +697,7 @@ async fn malformed_codes_are_validation_errors_and_change_nothing() {
     ] {
         let st = enable(&app.client, "alice", &d.serial_number, bad, "123456").await;
         let s = assert_error(st, Code::InvalidArgument, "ValidationError");
-        assert!(
-            s.message().contains("authenticationCode1"),
-            "{}",
-            s.message()
-        );
+        assert_message_has(&s, "authenticationCode1");
         if !bad.is_empty() {
             assert!(
                 !s.message().contains(bad.trim()),

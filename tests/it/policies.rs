@@ -93,7 +93,7 @@ async fn the_aws_sample_lets_users_manage_keys_only_after_mfa() {
         Code::PermissionDenied,
         "AccessDenied",
     );
-    assert!(s.message().contains("explicit deny"), "{}", s.message());
+    assert_message_has(&s, "explicit deny");
     // A session without MFA cannot call IAM at all.
     let weak = session(&as_alice, None, None).await;
     assert_error(
@@ -114,11 +114,7 @@ async fn the_aws_sample_lets_users_manage_keys_only_after_mfa() {
         Code::PermissionDenied,
         "AccessDenied",
     );
-    assert!(
-        s.message().contains("no identity-based policy allows"),
-        "{}",
-        s.message()
-    );
+    assert_message_has(&s, "no identity-based policy allows");
 }
 
 async fn put_policy(app: &TestApp, user: &str, doc: &str) {
@@ -385,7 +381,7 @@ async fn explicit_deny_wins_and_changes_apply_at_once() {
         Code::PermissionDenied,
         "AccessDenied",
     );
-    assert!(s.message().contains("explicit deny"), "{}", s.message());
+    assert_message_has(&s, "explicit deny");
     c.iam()
         .delete_user_policy(
             c.signed(
@@ -450,7 +446,7 @@ async fn explicit_deny_wins_and_changes_apply_at_once() {
         )
         .await;
     let s = assert_error(st, Code::InvalidArgument, "MalformedPolicyDocument");
-    assert!(s.message().contains("StringEqualz"), "{}", s.message());
+    assert_message_has(&s, "StringEqualz");
     let st = c
         .iam()
         .get_user_policy(
@@ -765,16 +761,8 @@ async fn huge_simulations_are_bounded_and_other_callers_keep_answering() {
             .expect("the calls finished");
     for o in [o1, o2] {
         let s = assert_error(o, Code::InvalidArgument, "ValidationError");
-        assert!(
-            s.message().contains("'resourceArns.member'"),
-            "{}",
-            s.message()
-        );
-        assert!(
-            s.message().contains("less than or equal to 2048"),
-            "{}",
-            s.message()
-        );
+        assert_message_has(&s, "'resourceArns.member'");
+        assert_message_has(&s, "less than or equal to 2048");
     }
     for b in [b1, b2] {
         let results = b.unwrap().evaluation_results;
@@ -811,7 +799,7 @@ async fn authorize_refuses_inputs_over_the_bounds_before_anything_else() {
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("'resource'"), "{}", s.message());
+    assert_message_has(&s, "'resource'");
     let many = vec![
         iam::ContextEntry {
             context_key_name: "aws:SourceVpc".into(),
@@ -825,10 +813,6 @@ async fn authorize_refuses_inputs_over_the_bounds_before_anything_else() {
         Code::InvalidArgument,
         "ValidationError",
     );
-    assert!(s.message().contains("'contextEntries'"), "{}", s.message());
-    assert!(
-        s.message().contains("less than or equal to 100"),
-        "{}",
-        s.message()
-    );
+    assert_message_has(&s, "'contextEntries'");
+    assert_message_has(&s, "less than or equal to 100");
 }
