@@ -88,19 +88,11 @@ async fn the_aws_sample_lets_users_manage_keys_only_after_mfa() {
     let as_alice = app.as_(&alice.creds);
 
     // Long-term keys: aws:MultiFactorAuthPresent is absent, BoolIfExists matches, the Deny wins.
-    let s = assert_error(
-        create_key(&as_alice, None).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    let s = assert_denied(create_key(&as_alice, None).await);
     assert_message_has(&s, "explicit deny");
     // A session without MFA cannot call IAM at all.
     let weak = session(&as_alice, None, None).await;
-    assert_error(
-        create_key(&app.as_(&as_creds(&weak)), None).await,
-        Code::Unauthenticated,
-        "InvalidClientTokenId",
-    );
+    assert_invalid_token(create_key(&app.as_(&as_creds(&weak)), None).await);
     // An MFA session can.
     let code = totp_at_step(&seed, now_step(&app));
     let strong = session(&as_alice, None, Some((&serial, &code))).await;
@@ -109,11 +101,7 @@ async fn the_aws_sample_lets_users_manage_keys_only_after_mfa() {
         .unwrap();
     // Even with MFA, another user's keys are not hers (implicit deny).
     person(&app, "bob").await;
-    let s = assert_error(
-        create_key(&app.as_(&as_creds(&strong)), Some("bob")).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    let s = assert_denied(create_key(&app.as_(&as_creds(&strong)), Some("bob")).await);
     assert_message_has(&s, "no identity-based policy allows");
 }
 
@@ -305,11 +293,7 @@ async fn explicit_deny_wins_and_changes_apply_at_once() {
             c.iam().list_users(req).await.map(|_| ())
         }
     };
-    assert_error(
-        list_users(&as_alice).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    assert_denied(list_users(&as_alice).await);
 
     // A managed policy through a group allows it.
     let c = &app.client;
@@ -376,11 +360,7 @@ async fn explicit_deny_wins_and_changes_apply_at_once() {
 
     // An explicit deny in her own inline policy beats the group's allow.
     put_user_policy(c, "alice", "no-list", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:ListUsers","Resource":"*"}]}"#).await;
-    let s = assert_error(
-        list_users(&as_alice).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    let s = assert_denied(list_users(&as_alice).await);
     assert_message_has(&s, "explicit deny");
     c.iam()
         .delete_user_policy(
@@ -424,11 +404,7 @@ async fn explicit_deny_wins_and_changes_apply_at_once() {
         )
         .await
         .unwrap();
-    assert_error(
-        list_users(&as_alice).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    assert_denied(list_users(&as_alice).await);
 
     // A malformed document is refused at write time, naming what is wrong, and stores nothing.
     let st = c
@@ -751,7 +727,7 @@ async fn huge_simulations_are_bounded_and_other_callers_keep_answering() {
             simulate_custom(c, &actions, over.clone()),
             simulate_custom(c, &actions, at_bound.clone()),
             simulate_custom(c, &actions, at_bound.clone()),
-            crate::foundation::caller_identity(c),
+            caller_identity(c),
             crate::helpers::http_get(app.addr, "/healthz"),
         )
     };
@@ -808,11 +784,9 @@ async fn authorize_refuses_inputs_over_the_bounds_before_anything_else() {
         };
         101
     ];
-    let s = assert_error(
+    let s = assert_invalid_field(
         authorize(&app.client, "not-a-token", "s3:GetObject", "*", many).await,
-        Code::InvalidArgument,
-        "ValidationError",
+        "'contextEntries'",
     );
-    assert_message_has(&s, "'contextEntries'");
     assert_message_has(&s, "less than or equal to 100");
 }
