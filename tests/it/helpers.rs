@@ -219,6 +219,15 @@ pub const SELF_MANAGE_POLICY: &str = r#"{
   }]
 }"#;
 
+/// Session credentials as a client signs with them.
+pub fn session_credentials(c: &sts::Credentials) -> Credentials {
+    Credentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: Zeroizing::new(c.secret_access_key.clone()),
+        session_token: Some(c.session_token.clone()),
+    }
+}
+
 /// `GetCallerIdentity` as `c`.
 pub async fn caller_identity(c: &Client) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
     let r = c

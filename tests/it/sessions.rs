@@ -28,14 +28,6 @@ async fn session(
         .map(|r| r.into_inner().credentials.unwrap())
 }
 
-fn as_creds(c: &sts::Credentials) -> Credentials {
-    Credentials {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: Zeroizing::new(c.secret_access_key.clone()),
-        session_token: Some(c.session_token.clone()),
-    }
-}
-
 /// Root's `RevokeSessions` for a user or a role.
 async fn revoke_sessions(app: &TestApp, user: Option<&str>, role: Option<&str>) {
     let req = iam::RevokeSessionsRequest {
@@ -149,7 +141,7 @@ async fn mfa_backed_session_credentials_work_once_per_code() {
     assert_message_has(&s, "must provide both");
 
     // The credentials sign GetCallerIdentity and are refused for GetSessionToken.
-    let as_session = app.as_(&as_creds(&c));
+    let as_session = app.as_(&session_credentials(&c));
     let id = caller_identity(&as_session).await.unwrap();
     assert_eq!(id.arn, alice.caller.arn);
     let s = assert_denied(session(&as_session, None, None, None).await);
@@ -188,7 +180,7 @@ async fn sessions_without_mfa_cannot_call_iam_and_with_mfa_can() {
     // Root without MFA.
     let plain = session(&app.client, None, None, None).await.unwrap();
     assert!(claims(&plain.session_token).get("amr").is_none());
-    let as_plain = app.as_(&as_creds(&plain));
+    let as_plain = app.as_(&session_credentials(&plain));
     assert_invalid_token(create_user(&as_plain, "x1").await);
     caller_identity(&as_plain).await.unwrap();
     // Root with MFA: root enables its own device, then IAM calls work from the session.
@@ -201,7 +193,7 @@ async fn sessions_without_mfa_cannot_call_iam_and_with_mfa_can() {
     let strong = session(&app.client, None, Some(&d.serial_number), Some(&code))
         .await
         .unwrap();
-    create_user(&app.as_(&as_creds(&strong)), "x2")
+    create_user(&app.as_(&session_credentials(&strong)), "x2")
         .await
         .unwrap();
 }
@@ -211,12 +203,14 @@ async fn expired_forged_mismatched_and_revoked_credentials_are_refused() {
     let (app, as_alice) = alice_signing().await;
     let a = session(&as_alice, Some(900), None, None).await.unwrap();
     let b = session(&as_alice, Some(3600), None, None).await.unwrap();
-    caller_identity(&app.as_(&as_creds(&a))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&a)))
+        .await
+        .unwrap();
 
     // Mismatched: b's token with a's key id and secret.
     let mixed = Credentials {
         session_token: Some(b.session_token.clone()),
-        ..as_creds(&a)
+        ..session_credentials(&a)
     };
     assert_invalid_token(caller_identity(&app.as_(&mixed)).await);
     // Forged: payload edited, signature kept.
@@ -228,19 +222,19 @@ async fn expired_forged_mismatched_and_revoked_credentials_are_refused() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cl).unwrap());
     let forged = Credentials {
         session_token: Some(parts.join(".")),
-        ..as_creds(&a)
+        ..session_credentials(&a)
     };
     assert_invalid_token(caller_identity(&app.as_(&forged)).await);
     // A temporary key id without its token.
     let bare = Credentials {
         session_token: None,
-        ..as_creds(&a)
+        ..session_credentials(&a)
     };
     assert_invalid_token(caller_identity(&app.as_(&bare)).await);
     // Wrong secret with a good token.
     let wrong = Credentials {
         secret_access_key: Zeroizing::new("x".repeat(40)),
-        ..as_creds(&a)
+        ..session_credentials(&a)
     };
     assert_error(
         caller_identity(&app.as_(&wrong)).await,
@@ -250,31 +244,39 @@ async fn expired_forged_mismatched_and_revoked_credentials_are_refused() {
 
     // Not yet valid: the clock steps back past the leeway.
     app.clock.advance(-120);
-    assert_invalid_token(caller_identity(&app.as_(&as_creds(&a))).await);
+    assert_invalid_token(caller_identity(&app.as_(&session_credentials(&a))).await);
     app.clock.advance(120);
 
     // Expired at exp, exactly.
     app.clock.advance(899);
-    caller_identity(&app.as_(&as_creds(&a))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&a)))
+        .await
+        .unwrap();
     app.clock.advance(1);
     let s = assert_error(
-        caller_identity(&app.as_(&as_creds(&a))).await,
+        caller_identity(&app.as_(&session_credentials(&a))).await,
         Code::Unauthenticated,
         "ExpiredToken",
     );
     assert!(s.message().contains("expired"));
-    caller_identity(&app.as_(&as_creds(&b))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&b)))
+        .await
+        .unwrap();
 
     // Revoked: every session of alice issued so far stops at once; later ones work.
     revoke_sessions(&app, Some("alice"), None).await;
-    assert_invalid_token(caller_identity(&app.as_(&as_creds(&b))).await);
+    assert_invalid_token(caller_identity(&app.as_(&session_credentials(&b))).await);
     app.clock.advance(1);
     let c = session(&as_alice, None, None, None).await.unwrap();
-    caller_identity(&app.as_(&as_creds(&c))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&c)))
+        .await
+        .unwrap();
     // Revocation survives a restart.
     let app = app.restart().await;
-    assert_invalid_token(caller_identity(&app.as_(&as_creds(&b))).await);
-    caller_identity(&app.as_(&as_creds(&c))).await.unwrap();
+    assert_invalid_token(caller_identity(&app.as_(&session_credentials(&b))).await);
+    caller_identity(&app.as_(&session_credentials(&c)))
+        .await
+        .unwrap();
     let audit = app.audit().await;
     assert!(audited(&audit, "revoked session"));
     assert!(audited(&audit, "expired session token"));
@@ -315,8 +317,12 @@ async fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
             .unwrap(),
         r.kid
     );
-    caller_identity(&app.as_(&as_creds(&old))).await.unwrap();
-    caller_identity(&app.as_(&as_creds(&new))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&old)))
+        .await
+        .unwrap();
+    caller_identity(&app.as_(&session_credentials(&new)))
+        .await
+        .unwrap();
     verify_with_jwks(&after, &old.session_token, app.clock.now_unix());
 
     // Past the longest possible session, a restart drops the retired key from the JWKS.
@@ -411,7 +417,7 @@ async fn assume_role_honours_a_trust_policy_that_requires_mfa() {
     let cl = claims(&c.session_token);
     assert_eq!(cl["amr"], serde_json::json!(["mfa"]));
     assert_eq!(cl["sub"], u.arn.as_str());
-    let as_role = app.as_(&as_creds(&c));
+    let as_role = app.as_(&session_credentials(&c));
     let id = caller_identity(&as_role).await.unwrap();
     assert_eq!(id.arn, u.arn);
     assert_eq!(id.user_id, u.assumed_role_id);
@@ -424,12 +430,12 @@ async fn assume_role_honours_a_trust_policy_that_requires_mfa() {
     let s = session(&as_alice, None, Some(&serial), Some(&code))
         .await
         .unwrap();
-    assume(&app.as_(&as_creds(&s)), &role.arn, None, None)
+    assume(&app.as_(&session_credentials(&s)), &role.arn, None, None)
         .await
         .unwrap();
     // A session without MFA does not satisfy the trust policy.
     let weak = session(&as_alice, None, None, None).await.unwrap();
-    assert_denied(assume(&app.as_(&as_creds(&weak)), &role.arn, None, None).await);
+    assert_denied(assume(&app.as_(&session_credentials(&weak)), &role.arn, None, None).await);
 
     // Durations: above the role's maximum, and role chaining limited to one hour.
     app.clock.advance(30);
@@ -467,7 +473,7 @@ async fn trust_policies_name_who_may_assume_and_chaining_is_limited() {
         .unwrap();
     let c = r.credentials.unwrap();
     assert_eq!(c.expiration.unwrap().seconds, app.clock.now_unix() + 43_200);
-    let as_first = app.as_(&as_creds(&c));
+    let as_first = app.as_(&session_credentials(&c));
     // Role chaining: at most one hour.
     assert_invalid_field(
         assume(&as_first, &second.arn, Some(7200), None).await,
@@ -492,8 +498,10 @@ async fn trust_policies_name_who_may_assume_and_chaining_is_limited() {
         .unwrap()
         .credentials
         .unwrap();
-    caller_identity(&app.as_(&as_creds(&again))).await.unwrap();
+    caller_identity(&app.as_(&session_credentials(&again)))
+        .await
+        .unwrap();
     revoke_sessions(&app, None, Some("first")).await;
-    assert_invalid_token(caller_identity(&app.as_(&as_creds(&again))).await);
+    assert_invalid_token(caller_identity(&app.as_(&session_credentials(&again))).await);
     let _ = Arc::new(());
 }
