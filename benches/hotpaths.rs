@@ -8,9 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::cell::Cell;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
@@ -64,7 +65,7 @@ fn sigv4(c: &mut Criterion) {
     let token = "eyJhbGciOiJFZERTQSJ9.".to_string() + &"x".repeat(600) + ".sig";
     let path = "/sts.v1.SecurityTokenService/GetCallerIdentity";
     let host = "127.0.0.1:7443";
-    let signed = sign_grpc(&GrpcSignParams {
+    let params = GrpcSignParams {
         access_key_id: "ASIAEXAMPLEEXAMPLE12",
         secret_access_key: secret,
         session_token: Some(&token),
@@ -74,8 +75,8 @@ fn sigv4(c: &mut Criterion) {
         path,
         payload: Payload::Sha256(payload_sha256),
         time,
-    })
-    .expect("sign");
+    };
+    let signed = sign_grpc(&params).expect("sign");
     let incoming = IncomingRequest {
         authorization: Some(&signed.authorization),
         x_amz_date: Some(&signed.x_amz_date),
@@ -94,21 +95,7 @@ fn sigv4(c: &mut Criterion) {
         .expect("verifies");
     let cached = parse(&incoming).expect("parse").derive_signing_key(secret);
 
-    group.bench_function("sign_grpc", |b| {
-        b.iter(|| {
-            sign_grpc(&GrpcSignParams {
-                access_key_id: "ASIAEXAMPLEEXAMPLE12",
-                secret_access_key: secret,
-                session_token: Some(&token),
-                region: "us-east-1",
-                service: "sts",
-                host,
-                path,
-                payload: Payload::Sha256(payload_sha256),
-                time,
-            })
-        })
-    });
+    group.bench_function("sign_grpc", |b| b.iter(|| sign_grpc(black_box(&params))));
     group.bench_function("parse_only", |b| {
         b.iter(|| parse(black_box(&incoming)).map(|p| p.request_time()))
     });
@@ -293,10 +280,7 @@ const BATCH: usize = 64;
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30);
+    config = support::config();
     targets = totp, sigv4, tokens, store
 }
 criterion_main!(benches);
