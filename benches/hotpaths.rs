@@ -194,6 +194,18 @@ fn store_with_device(store: &SqliteStore, name: &str, owner: &OwnerRef) -> Strin
     serial
 }
 
+/// A replay-guard check of `serial` whose code verifies at `step`: the store's part of an
+/// accepted MFA code.
+fn accepting_check(owner: OwnerRef, serial: &str, policy: LockoutPolicy, step: u64) -> MfaCheck {
+    MfaCheck {
+        owner,
+        serial: serial.to_owned(),
+        now: 1_780_000_000,
+        policy,
+        check: Box::new(move |_| CodeVerdict::Accepted { step, drift: None }),
+    }
+}
+
 fn store(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_mfa_authenticate");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -208,18 +220,8 @@ fn store(c: &mut Criterion) {
             b.iter(|| {
                 let next = step.get() + 1;
                 step.set(next);
-                let r = s
-                    .mfa_authenticate(&mut MfaCheck {
-                        owner: OwnerRef::Root,
-                        serial: serial.clone(),
-                        now: 1_780_000_000,
-                        policy,
-                        check: Box::new(move |_| CodeVerdict::Accepted {
-                            step: next,
-                            drift: None,
-                        }),
-                    })
-                    .expect("authenticate");
+                let mut check = accepting_check(OwnerRef::Root, &serial, policy, next);
+                let r = s.mfa_authenticate(&mut check).expect("authenticate");
                 assert!(matches!(r, MfaAttempt::Accepted { .. }));
             })
         });
@@ -254,16 +256,7 @@ fn store(c: &mut Criterion) {
             step.set(next);
             let mut reqs: Vec<MfaCheck> = serials
                 .iter()
-                .map(|(owner, serial)| MfaCheck {
-                    owner: owner.clone(),
-                    serial: serial.clone(),
-                    now: 1_780_000_000,
-                    policy,
-                    check: Box::new(move |_| CodeVerdict::Accepted {
-                        step: next,
-                        drift: None,
-                    }),
-                })
+                .map(|(owner, serial)| accepting_check(owner.clone(), serial, policy, next))
                 .collect();
             let answers = durable.mfa_authenticate_batch(&mut reqs).expect("batch");
             assert!(
