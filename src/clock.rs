@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -63,6 +65,18 @@ impl Clock for ManualClock {
 
 /// The clock handle the rest of the broker holds.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// RFC 3339 in UTC with a numeric offset, `2015-08-27T17:44:39+00:00`: how AWS writes times in a
+/// credential report and how the aws CLI prints them.
+const AWS_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+
+/// `t` in UTC as AWS writes times (`2015-08-27T17:44:39+00:00`).
+pub fn aws_time(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(AWS_TIME)
+        .unwrap_or_default()
+}
 
 #[cfg(test)]
 mod tests {

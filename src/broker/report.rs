@@ -2,6 +2,7 @@
 
 use super::actions::{Resource, Rpc};
 use super::{Broker, Caller, access_key_binding};
+use crate::clock::aws_time;
 use crate::domain::{AuditEvent, Outcome, OwnerRef, Quota, StoreRules};
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId};
@@ -38,20 +39,6 @@ const REPORT_COLUMNS: &[&str] = &[
     "cert_2_active",
     "cert_2_last_rotated",
 ];
-
-/// `2015-08-27T17:44:39+00:00`, as AWS's report writes times.
-fn report_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
 
 /// A generated report.
 #[derive(Debug, Clone)]
@@ -118,7 +105,7 @@ impl Broker {
                 None => (
                     "<root_account>".to_owned(),
                     ids::root_arn(&self.account),
-                    account_created.map_or_else(|| "N/A".to_owned(), report_time),
+                    account_created.map_or_else(|| "N/A".to_owned(), aws_time),
                     [
                         "not_supported",
                         "no_information",
@@ -129,7 +116,7 @@ impl Broker {
                 Some(u) => (
                     u.name.to_string(),
                     ids::user_arn(&self.account, &u.path, &u.name),
-                    report_time(u.created),
+                    aws_time(u.created),
                     ["false", "N/A", "N/A", "N/A"],
                 ),
             };
@@ -138,7 +125,7 @@ impl Broker {
             for i in 0..2 {
                 match row.keys.get(i) {
                     Some((active, at)) => {
-                        let _ = write!(out, ",{active},{},N/A,N/A,N/A", report_time(*at));
+                        let _ = write!(out, ",{active},{},N/A,N/A,N/A", aws_time(*at));
                     }
                     None => out.push_str(",false,N/A,N/A,N/A,N/A"),
                 }

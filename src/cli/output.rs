@@ -8,10 +8,6 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use tonic_types::StatusExt;
 
-/// RFC 3339 in UTC with a numeric offset, as the aws CLI prints timestamps.
-const AWS_TIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
-
 /// RFC 3339 in UTC with `Z`, as `credential_process` consumers and the SDKs want it.
 const RFC3339_Z: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -212,8 +208,7 @@ pub fn table(op: &str, v: &Value) -> String {
 /// An RFC 3339 timestamp as aws prints it (`2026-11-27T23:28:33+00:00`), or null.
 pub fn time(t: Option<&prost_types::Timestamp>) -> Value {
     t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| t.format(AWS_TIME).ok())
-        .map_or(Value::Null, Value::String)
+        .map_or(Value::Null, |t| Value::String(crate::clock::aws_time(t)))
 }
 
 /// STS `Credentials` as aws prints them (`Expiration` as `2026-11-27T23:28:33+00:00`).
