@@ -15,10 +15,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::hint::black_box;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sts_broker::policy::{
@@ -165,10 +166,7 @@ fn parsing(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30);
+    config = support::config();
     targets = evaluation, parsing
 }
 criterion_main!(benches);

@@ -9,47 +9,16 @@ use sts_broker::domain::Outcome;
 use sts_broker::proto::iam::v1 as iam;
 use sts_broker::proto::sts::v1 as sts;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use zeroize::Zeroizing;
 
 const GCI: &str = "/sts.v1.SecurityTokenService/GetCallerIdentity";
 const CREATE_USER: &str = "/iam.v1.IamService/CreateUser";
 
-pub(crate) async fn caller_identity(
-    c: &Client,
-) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
-    let req = c.signed(GCI, sts::GetCallerIdentityRequest {}).unwrap();
-    c.sts()
-        .get_caller_identity(req)
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn create_user(c: &Client, name: &str) -> Result<iam::User, tonic::Status> {
-    let req = c
-        .signed(
-            CREATE_USER,
-            iam::CreateUserRequest {
-                user_name: name.into(),
-                path: None,
-            },
-        )
-        .unwrap();
-    c.iam()
-        .create_user(req)
-        .await
-        .map(|r| r.into_inner().user.unwrap())
-}
-
 async fn create_key(c: &Client, user: Option<&str>) -> Result<Credentials, tonic::Status> {
-    let req = c
-        .signed(
-            "/iam.v1.IamService/CreateAccessKey",
-            iam::CreateAccessKeyRequest {
-                user_name: user.map(str::to_owned),
-            },
-        )
-        .unwrap();
+    let req = iam::CreateAccessKeyRequest {
+        user_name: user.map(str::to_owned),
+    };
     let k = c
         .iam()
         .create_access_key(req)
@@ -68,16 +37,11 @@ async fn list_keys(
     c: &Client,
     user: Option<&str>,
 ) -> Result<Vec<iam::AccessKeyMetadata>, tonic::Status> {
-    let req = c
-        .signed(
-            "/iam.v1.IamService/ListAccessKeys",
-            iam::ListAccessKeysRequest {
-                user_name: user.map(str::to_owned),
-                marker: None,
-                max_items: None,
-            },
-        )
-        .unwrap();
+    let req = iam::ListAccessKeysRequest {
+        user_name: user.map(str::to_owned),
+        marker: None,
+        max_items: None,
+    };
     c.iam()
         .list_access_keys(req)
         .await
@@ -85,14 +49,8 @@ async fn list_keys(
 }
 
 async fn list_user_names(c: &Client) -> Vec<String> {
-    let req = c
-        .signed(
-            "/iam.v1.IamService/ListUsers",
-            iam::ListUsersRequest::default(),
-        )
-        .unwrap();
     c.iam()
-        .list_users(req)
+        .list_users(iam::ListUsersRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -100,6 +58,12 @@ async fn list_user_names(c: &Client) -> Vec<String> {
         .into_iter()
         .map(|u| u.user_name)
         .collect()
+}
+
+/// A `GetCallerIdentity` signed by hand as root, for tests that change it before sending.
+fn signed_caller_identity(app: &TestApp) -> tonic::Request<sts::GetCallerIdentityRequest> {
+    let req = sts::GetCallerIdentityRequest {};
+    app.client.signed(GCI, req).unwrap()
 }
 
 #[tokio::test]
@@ -118,10 +82,7 @@ async fn root_gets_its_identity() {
 #[tokio::test]
 async fn a_changed_signature_byte_is_refused() {
     let app = spawn_app().await;
-    let mut req = app
-        .client
-        .signed(GCI, sts::GetCallerIdentityRequest {})
-        .unwrap();
+    let mut req = signed_caller_identity(&app);
     let auth = req
         .metadata()
         .get("authorization")
@@ -136,11 +97,7 @@ async fn a_changed_signature_byte_is_refused() {
         "authorization",
         MetadataValue::try_from(tampered.as_str()).unwrap(),
     );
-    assert_error(
-        app.client.sts().get_caller_identity(req).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_bad_signature(app.client.sts().get_caller_identity(req).await);
 }
 
 #[tokio::test]
@@ -165,11 +122,7 @@ async fn a_body_changed_after_signing_is_refused_and_changes_nothing() {
             path: None,
         },
     );
-    assert_error(
-        app.client.iam().create_user(swapped).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_bad_signature(app.client.iam().create_user(swapped).await);
     assert!(
         list_user_names(&app.client).await.is_empty(),
         "no user was created"
@@ -216,29 +169,27 @@ async fn missing_and_garbled_headers_are_refused() {
         Code::Unauthenticated,
         "MissingAuthenticationToken",
     );
-    let mut req = app
-        .client
-        .signed(GCI, sts::GetCallerIdentityRequest {})
-        .unwrap();
-    req.metadata_mut().insert(
-        "authorization",
-        MetadataValue::from_static("AWS4-HMAC-SHA256 garbage"),
-    );
-    assert_error(
-        app.client.sts().get_caller_identity(req).await,
-        Code::Unauthenticated,
-        "IncompleteSignature",
-    );
-    let mut req = app
-        .client
-        .signed(GCI, sts::GetCallerIdentityRequest {})
-        .unwrap();
-    req.metadata_mut().remove("x-amz-date");
-    assert_error(
-        app.client.sts().get_caller_identity(req).await,
-        Code::Unauthenticated,
-        "IncompleteSignature",
-    );
+    // A garbled authorization header; a signature without its date header.
+    let edits: [fn(&mut MetadataMap); 2] = [
+        |md| {
+            md.insert(
+                "authorization",
+                MetadataValue::from_static("AWS4-HMAC-SHA256 garbage"),
+            );
+        },
+        |md| {
+            md.remove("x-amz-date");
+        },
+    ];
+    for edit in edits {
+        let mut req = signed_caller_identity(&app);
+        edit(req.metadata_mut());
+        assert_error(
+            app.client.sts().get_caller_identity(req).await,
+            Code::Unauthenticated,
+            "IncompleteSignature",
+        );
+    }
 }
 
 #[tokio::test]
@@ -249,32 +200,20 @@ async fn unknown_keys_and_foreign_scopes_are_refused() {
         secret_access_key: Zeroizing::new("x".repeat(40)),
         session_token: None,
     };
-    assert_error(
-        caller_identity(&app.as_(&unknown)).await,
-        Code::Unauthenticated,
-        "InvalidClientTokenId",
-    );
+    assert_invalid_token(caller_identity(&app.as_(&unknown)).await);
     // Right key, wrong secret.
     let wrong_secret = Credentials {
         secret_access_key: Zeroizing::new("y".repeat(40)),
         ..app.root.clone()
     };
-    assert_error(
-        caller_identity(&app.as_(&wrong_secret)).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_bad_signature(caller_identity(&app.as_(&wrong_secret)).await);
     // Signed for another region.
     let eu = Client::connect(&app.endpoint, "eu-west-1", app.root.clone())
         .await
         .unwrap()
         .with_clock(Arc::new(app.clock.clone()));
-    let s = assert_error(
-        caller_identity(&eu).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
-    assert!(s.message().contains("eu-west-1"), "{}", s.message());
+    let s = assert_bad_signature(caller_identity(&eu).await);
+    assert_message_has(&s, "eu-west-1");
     // Signed for the iam service but sent to sts.
     let req = app
         .client
@@ -285,11 +224,7 @@ async fn unknown_keys_and_foreign_scopes_are_refused() {
         .unwrap();
     let (md, ext, m) = req.into_parts();
     let req = tonic::Request::from_parts(md, ext, m);
-    assert_error(
-        app.client.sts().get_caller_identity(req).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_bad_signature(app.client.sts().get_caller_identity(req).await);
 }
 
 #[tokio::test]
@@ -303,100 +238,37 @@ async fn root_manages_users_with_aws_name_rules() {
         Code::AlreadyExists,
         "EntityAlreadyExists",
     );
-    let s = assert_error(
-        create_user(&app.client, "al ice").await,
-        Code::InvalidArgument,
-        "ValidationError",
-    );
-    assert!(s.message().contains("userName"), "{}", s.message());
-    let s = assert_error(
-        create_user(&app.client, "").await,
-        Code::InvalidArgument,
-        "ValidationError",
-    );
-    assert!(s.message().contains("userName"), "{}", s.message());
+    assert_invalid_field(create_user(&app.client, "al ice").await, "userName");
+    assert_invalid_field(create_user(&app.client, "").await, "userName");
     let long = "x".repeat(65);
     assert_error(
         create_user(&app.client, &long).await,
         Code::InvalidArgument,
         "ValidationError",
     );
-    let req = app
-        .client
-        .signed(
-            CREATE_USER,
-            iam::CreateUserRequest {
-                user_name: "pathy".into(),
-                path: Some("no-slashes".into()),
-            },
-        )
-        .unwrap();
-    let s = assert_error(
-        app.client.iam().create_user(req).await,
-        Code::InvalidArgument,
-        "ValidationError",
-    );
-    assert!(s.message().contains("'path'"), "{}", s.message());
+    let pathy = create_user_at(&app.client, "pathy", Some("no-slashes")).await;
+    assert_invalid_field(pathy, "'path'");
     assert_eq!(
         list_user_names(&app.client).await,
         ["Alice"],
         "bad input changed nothing"
     );
 
-    let req = app
-        .client
-        .signed(
-            CREATE_USER,
-            iam::CreateUserRequest {
-                user_name: "ops1".into(),
-                path: Some("/eng/ops/".into()),
-            },
-        )
-        .unwrap();
-    let ops = app
-        .client
-        .iam()
-        .create_user(req)
+    let ops = create_user_at(&app.client, "ops1", Some("/eng/ops/"))
         .await
-        .unwrap()
-        .into_inner()
-        .user
         .unwrap();
     assert!(ops.arn.ends_with(":user/eng/ops/ops1"), "{}", ops.arn);
 
-    let req = app
-        .client
-        .signed(
-            "/iam.v1.IamService/GetUser",
-            iam::GetUserRequest {
-                user_name: Some("ALICE".into()),
-            },
-        )
-        .unwrap();
-    let got = app
-        .client
-        .iam()
-        .get_user(req)
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let get_user = |name: &str| {
+        let req = iam::GetUserRequest {
+            user_name: Some(name.into()),
+        };
+        let mut svc = app.client.iam();
+        async move { svc.get_user(req).await }
+    };
+    let got = get_user("ALICE").await.unwrap().into_inner().user.unwrap();
     assert_eq!(got.user_name, "Alice");
-    let req = app
-        .client
-        .signed(
-            "/iam.v1.IamService/GetUser",
-            iam::GetUserRequest {
-                user_name: Some("nobody".into()),
-            },
-        )
-        .unwrap();
-    assert_error(
-        app.client.iam().get_user(req).await,
-        Code::NotFound,
-        "NoSuchEntity",
-    );
+    assert_error(get_user("nobody").await, Code::NotFound, "NoSuchEntity");
 }
 
 #[tokio::test]
@@ -410,12 +282,8 @@ async fn a_user_may_ask_who_it_is_but_not_create_users() {
     let id = caller_identity(&as_alice).await.unwrap();
     assert_eq!(id.arn, alice.arn);
     assert_eq!(id.user_id, alice.user_id);
-    let s = assert_error(
-        create_user(&as_alice, "bob").await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
-    assert!(s.message().contains("iam:CreateUser"), "{}", s.message());
+    let s = assert_denied(create_user(&as_alice, "bob").await);
+    assert_message_has(&s, "iam:CreateUser");
     assert_eq!(list_user_names(&app.client).await, ["alice"]);
 }
 
@@ -427,11 +295,7 @@ async fn users_manage_only_their_own_keys_and_at_most_two() {
     let alice1 = create_key(&app.client, Some("alice")).await.unwrap();
     let as_alice = app.as_(&alice1);
     // No policy, no permission (IAM's default deny)...
-    assert_error(
-        list_keys(&as_alice, None).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    assert_denied(list_keys(&as_alice, None).await);
     // ...until she may manage her own keys.
     put_user_policy(&app.client, "alice", "self", SELF_MANAGE_POLICY).await;
 
@@ -461,16 +325,8 @@ async fn users_manage_only_their_own_keys_and_at_most_two() {
     );
 
     // Bob's keys are not hers to see or make.
-    assert_error(
-        list_keys(&as_alice, Some("bob")).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
-    assert_error(
-        create_key(&as_alice, Some("bob")).await,
-        Code::PermissionDenied,
-        "AccessDenied",
-    );
+    assert_denied(list_keys(&as_alice, Some("bob")).await);
+    assert_denied(create_key(&as_alice, Some("bob")).await);
     assert!(
         list_keys(&app.client, Some("bob"))
             .await
@@ -479,42 +335,21 @@ async fn users_manage_only_their_own_keys_and_at_most_two() {
     );
 
     // Deactivate her first key, signing with the second: the first stops working at once.
-    let req = app
-        .as_(&alice2)
-        .signed(
-            "/iam.v1.IamService/UpdateAccessKey",
-            iam::UpdateAccessKeyRequest {
-                user_name: None,
-                access_key_id: alice1.access_key_id.clone(),
-                status: "Inactive".into(),
-            },
-        )
-        .unwrap();
+    let req = iam::UpdateAccessKeyRequest {
+        user_name: None,
+        access_key_id: alice1.access_key_id.clone(),
+        status: "Inactive".into(),
+    };
     app.as_(&alice2).iam().update_access_key(req).await.unwrap();
-    assert_error(
-        caller_identity(&as_alice).await,
-        Code::Unauthenticated,
-        "InvalidClientTokenId",
-    );
+    assert_invalid_token(caller_identity(&as_alice).await);
     caller_identity(&app.as_(&alice2)).await.unwrap();
 
-    let req = app
-        .client
-        .signed(
-            "/iam.v1.IamService/UpdateAccessKey",
-            iam::UpdateAccessKeyRequest {
-                user_name: Some("alice".into()),
-                access_key_id: alice1.access_key_id.clone(),
-                status: "Sleeping".into(),
-            },
-        )
-        .unwrap();
-    let s = assert_error(
-        app.client.iam().update_access_key(req).await,
-        Code::InvalidArgument,
-        "ValidationError",
-    );
-    assert!(s.message().contains("status"), "{}", s.message());
+    let req = iam::UpdateAccessKeyRequest {
+        user_name: Some("alice".into()),
+        access_key_id: alice1.access_key_id.clone(),
+        status: "Sleeping".into(),
+    };
+    assert_invalid_field(app.client.iam().update_access_key(req).await, "status");
 }
 
 #[tokio::test]
@@ -522,46 +357,22 @@ async fn a_user_with_keys_cannot_be_deleted_until_they_are_gone() {
     let app = spawn_app().await;
     create_user(&app.client, "carol").await.unwrap();
     let k = create_key(&app.client, Some("carol")).await.unwrap();
-    let delete = |c: &Client| {
-        c.signed(
-            "/iam.v1.IamService/DeleteUser",
-            iam::DeleteUserRequest {
-                user_name: "carol".into(),
-            },
-        )
-        .unwrap()
+    let delete = || {
+        let req = iam::DeleteUserRequest {
+            user_name: "carol".into(),
+        };
+        let mut svc = app.client.iam();
+        async move { svc.delete_user(req).await }
     };
-    assert_error(
-        app.client.iam().delete_user(delete(&app.client)).await,
-        Code::FailedPrecondition,
-        "DeleteConflict",
-    );
-    let req = app
-        .client
-        .signed(
-            "/iam.v1.IamService/DeleteAccessKey",
-            iam::DeleteAccessKeyRequest {
-                user_name: Some("carol".into()),
-                access_key_id: k.access_key_id.clone(),
-            },
-        )
-        .unwrap();
+    assert_error(delete().await, Code::FailedPrecondition, "DeleteConflict");
+    let req = iam::DeleteAccessKeyRequest {
+        user_name: Some("carol".into()),
+        access_key_id: k.access_key_id.clone(),
+    };
     app.client.iam().delete_access_key(req).await.unwrap();
-    assert_error(
-        caller_identity(&app.as_(&k)).await,
-        Code::Unauthenticated,
-        "InvalidClientTokenId",
-    );
-    app.client
-        .iam()
-        .delete_user(delete(&app.client))
-        .await
-        .unwrap();
-    assert_error(
-        app.client.iam().delete_user(delete(&app.client)).await,
-        Code::NotFound,
-        "NoSuchEntity",
-    );
+    assert_invalid_token(caller_identity(&app.as_(&k)).await);
+    delete().await.unwrap();
+    assert_error(delete().await, Code::NotFound, "NoSuchEntity");
 }
 
 #[tokio::test]

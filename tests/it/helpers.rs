@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use sts_broker::client::{Client, Credentials};
 use sts_broker::clock::{ManualClock, SharedClock};
+use sts_broker::proto::iam::v1 as iam;
+use sts_broker::proto::sts::v1 as sts;
 use sts_broker::server::{self, Limits, Running, ServeConfig};
 use tonic_types::StatusExt;
 use zeroize::Zeroizing;
@@ -103,6 +105,19 @@ impl TestApp {
         self.client.with_credentials(creds.clone())
     }
 
+    /// The audit trail once the writer has caught up: the newest 1000 events, newest first.
+    pub async fn audit(&self) -> Vec<sts_broker::domain::AuditEvent> {
+        self.broker().flush_audit().await;
+        self.broker().recent_audit(1000).await.unwrap()
+    }
+
+    /// The newest audit event for IAM action `action`; fails the test when there is none.
+    pub async fn audit_event(&self, action: &str) -> sts_broker::domain::AuditEvent {
+        let events = self.audit().await;
+        let event = events.into_iter().find(|e| e.action == action);
+        event.unwrap_or_else(|| panic!("no {action} call in the audit trail"))
+    }
+
     /// Stops the server gracefully and starts it again on the same data dir.
     pub async fn restart(mut self) -> TestApp {
         self.running.take().unwrap().shutdown().await.unwrap();
@@ -130,6 +145,43 @@ pub fn assert_error<T: std::fmt::Debug>(
     assert_eq!(s.code(), code, "grpc code; status: {s:?}");
     assert_eq!(reason(&s), aws_code, "AWS code; message: {}", s.message());
     s
+}
+
+/// Asserts a call was refused because its signature is not the one its credentials make:
+/// `SignatureDoesNotMatch`.
+#[track_caller]
+pub fn assert_bad_signature<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
+    assert_error(r, tonic::Code::Unauthenticated, "SignatureDoesNotMatch")
+}
+
+/// Asserts a refusal's message contains `part`.
+#[track_caller]
+pub fn assert_message_has(s: &tonic::Status, part: &str) {
+    assert!(s.message().contains(part), "{}", s.message());
+}
+
+/// Asserts a call was refused as a `ValidationError` whose message names `field`.
+#[track_caller]
+pub fn assert_invalid_field<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    field: &str,
+) -> tonic::Status {
+    let s = assert_error(r, tonic::Code::InvalidArgument, "ValidationError");
+    assert_message_has(&s, field);
+    s
+}
+
+/// Asserts a call was refused as AWS refuses an unauthorised one: `AccessDenied`.
+#[track_caller]
+pub fn assert_denied<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
+    assert_error(r, tonic::Code::PermissionDenied, "AccessDenied")
+}
+
+/// Asserts a call was refused because its credentials are not (or no longer) valid:
+/// `InvalidClientTokenId`.
+#[track_caller]
+pub fn assert_invalid_token<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Status {
+    assert_error(r, tonic::Code::Unauthenticated, "InvalidClientTokenId")
 }
 
 /// An independent TOTP (RFC 6238 over HMAC-SHA1, 6 digits, 30 s) for computing codes in tests,
@@ -167,9 +219,45 @@ pub const SELF_MANAGE_POLICY: &str = r#"{
   }]
 }"#;
 
+/// Session credentials as a client signs with them.
+pub fn session_credentials(c: &sts::Credentials) -> Credentials {
+    Credentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: Zeroizing::new(c.secret_access_key.clone()),
+        session_token: Some(c.session_token.clone()),
+    }
+}
+
+/// `GetCallerIdentity` as `c`.
+pub async fn caller_identity(c: &Client) -> Result<sts::GetCallerIdentityResponse, tonic::Status> {
+    let r = c
+        .sts()
+        .get_caller_identity(sts::GetCallerIdentityRequest {})
+        .await;
+    r.map(|r| r.into_inner())
+}
+
+/// `CreateUser` named `name` at path `/`, as `c`.
+pub async fn create_user(c: &Client, name: &str) -> Result<iam::User, tonic::Status> {
+    create_user_at(c, name, None).await
+}
+
+/// `CreateUser` named `name` at `path` (`/` when `None`), as `c`.
+pub async fn create_user_at(
+    c: &Client,
+    name: &str,
+    path: Option<&str>,
+) -> Result<iam::User, tonic::Status> {
+    let req = iam::CreateUserRequest {
+        user_name: name.into(),
+        path: path.map(str::to_owned),
+    };
+    let r = c.iam().create_user(req).await?;
+    Ok(r.into_inner().user.unwrap())
+}
+
 /// Root puts an inline policy on a user.
-pub async fn put_user_policy(c: &sts_broker::client::Client, user: &str, name: &str, doc: &str) {
-    use sts_broker::proto::iam::v1 as iam;
+pub async fn put_user_policy(c: &Client, user: &str, name: &str, doc: &str) {
     let req = iam::PutUserPolicyRequest {
         user_name: user.into(),
         policy_name: name.into(),

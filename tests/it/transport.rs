@@ -117,12 +117,7 @@ async fn no_users(app: &TestApp) {
 /// The audit record of the one failed `iam:CreateUser`, after checking its code there and in
 /// `/metrics`.
 async fn failed_create_user(app: &TestApp, code: &str) -> sts_broker::domain::AuditEvent {
-    app.broker().flush_audit().await;
-    let events = app.broker().recent_audit(100).await.unwrap();
-    let event = events
-        .into_iter()
-        .find(|e| e.action == "iam:CreateUser")
-        .expect("the call is in the audit trail");
+    let event = app.audit_event("iam:CreateUser").await;
     assert_eq!(event.outcome, Outcome::Failure);
     assert_eq!(event.error_code.as_deref(), Some(code));
     let m = http_get(app.addr, "/metrics").await;
