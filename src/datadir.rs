@@ -6,6 +6,13 @@
 //! that is unreadable, has a newer schema, lacks its master key, or whose master key does not open
 //! the database's key check. No start overwrites any of these files.
 //!
+//! One process at a time: every opener (the server and the offline tools such as `recover-root`)
+//! holds an exclusive advisory lock on `broker.lock` for as long as it uses the directory, so a
+//! second `serve`, or an offline tool run while the broker serves, is refused instead of
+//! writing the same database with its own caches and in-memory state. The lock is released
+//! when the process exits, however it exits; the file itself stays and holds the last holder's
+//! process id for the error message.
+//!
 //! Crash safety: files are written to a temporary name, synced and renamed. The root credentials
 //! are staged as `root-credentials.tmp` before the database commit and renamed after it, so a crash
 //! in between is finished by the next start instead of losing the only root key.
@@ -28,6 +35,7 @@ pub const DB_FILE: &str = "broker.db";
 pub const MASTER_KEY_FILE: &str = "master.key";
 pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials";
 const ROOT_CREDENTIALS_TMP: &str = "root-credentials.tmp";
+pub const LOCK_FILE: &str = "broker.lock";
 
 const META_ACCOUNT: &str = "account_id";
 const META_KEY_CHECK: &str = "master_key_check";
@@ -66,6 +74,47 @@ pub enum DataDirError {
          overwrite it (move it away, or point --data-dir at the directory it belongs to)"
     )]
     RootCredentialsExist(PathBuf),
+    #[error(
+        "data dir `{0}` is in use by another sts-broker process ({1}); stop it first, or point \
+         --data-dir at another directory"
+    )]
+    InUse(PathBuf, String),
+}
+
+/// The exclusive hold on a data dir; dropping it (or the process ending) releases it.
+#[derive(Debug)]
+pub struct DirLock(#[expect(dead_code, reason = "held for its lock, never read")] fs::File);
+
+/// Takes the data dir's lock without waiting.
+fn lock_dir(dir: &Path) -> Result<DirLock, DataDirError> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .map_or_else(
+                    || "process id unknown".to_owned(),
+                    |pid| format!("pid {pid}"),
+                );
+            return Err(DataDirError::InUse(dir.to_owned(), holder));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
+    }
+    // Best effort: the pid only improves the message a second opener gets.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(DirLock(file))
 }
 
 /// An opened data dir.
@@ -76,6 +125,8 @@ pub struct Opened {
     /// Set on the start that created the directory's contents.
     pub first_start: Option<FirstStart>,
     pub dir: PathBuf,
+    /// Keep it for as long as the directory is in use.
+    pub lock: DirLock,
 }
 
 /// What a first start created.
@@ -207,6 +258,7 @@ pub fn open_or_init(
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     fs::read_dir(dir).map_err(|e| io_err(dir, format!("not readable: {e}")))?;
+    let lock = lock_dir(dir)?;
 
     let db_path = dir.join(DB_FILE);
     if !db_path.exists() {
@@ -257,9 +309,10 @@ pub fn open_or_init(
                 account,
                 first_start: None,
                 dir: dir.to_owned(),
+                lock,
             })
         }
-        None => first_start(dir, store, account_flag, now),
+        None => first_start(dir, store, lock, account_flag, now),
     }
 }
 
@@ -280,6 +333,7 @@ fn finish_staged_root_credentials(dir: &Path) -> Result<(), DataDirError> {
 fn first_start(
     dir: &Path,
     store: SqliteStore,
+    lock: DirLock,
     account_flag: Option<&AccountId>,
     now: OffsetDateTime,
 ) -> Result<Opened, DataDirError> {
@@ -364,6 +418,7 @@ fn first_start(
             root_credentials_path: creds_path,
         }),
         dir: dir.to_owned(),
+        lock,
     })
 }
 

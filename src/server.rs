@@ -149,6 +149,8 @@ pub enum StartError {
     TlsFile(PathBuf, std::io::Error),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("start-up failed: {0}")]
+    Internal(String),
     #[error(
         "region `{0}` is not valid: expected lowercase letters, digits and dashes, e.g. us-east-1"
     )]
@@ -165,6 +167,8 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     handle: BrokerHandle,
+    /// Released when the server is dropped, after it has stopped.
+    _data_dir: datadir::DirLock,
 }
 
 impl std::fmt::Debug for Running {
@@ -223,7 +227,7 @@ pub async fn start(
         datadir::open_or_init(&data_dir, account.as_ref(), now)
     })
     .await
-    .map_err(|e| StartError::Tls(format!("start-up task failed: {e}")))??;
+    .map_err(|e| StartError::Internal(format!("the start-up task failed: {e}")))??;
 
     let store: Arc<dyn crate::domain::Store> = opened.store.clone();
     let sessions = {
@@ -267,12 +271,12 @@ pub async fn start(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
+        .map_err(|e| StartError::Internal(format!("gRPC reflection: {e}")))?;
     // v1alpha too: many clients (grpcio-reflection, older grpcurl) only speak it.
     let reflection_alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
-        .map_err(|e| StartError::Tls(format!("reflection: {e}")))?;
+        .map_err(|e| StartError::Internal(format!("gRPC reflection: {e}")))?;
 
     let (max, max_out) = (limits.max_message_bytes, limits.max_response_bytes);
     let mut routes = Routes::builder();
@@ -353,6 +357,7 @@ pub async fn start(
         shutdown: Some(tx),
         task,
         handle,
+        _data_dir: opened.lock,
     })
 }
 

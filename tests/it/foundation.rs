@@ -523,6 +523,63 @@ async fn the_listener_serves_health_metrics_and_grpc_health() {
 }
 
 #[tokio::test]
+async fn calls_to_paths_that_name_no_rpc_share_one_metrics_label() {
+    let app = spawn_app().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    for i in 0..3 {
+        grpc.ready().await.unwrap();
+        let path =
+            http::uri::PathAndQuery::try_from(format!("/iam.v1.IamService/Made{i}Up")).unwrap();
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let e = grpc
+            .unary(tonic::Request::new(()), path, codec)
+            .await
+            .unwrap_err();
+        assert_error(
+            Err::<(), _>(e),
+            Code::Unauthenticated,
+            "MissingAuthenticationToken",
+        );
+    }
+    let m = http_get(app.addr, "/metrics").await;
+    assert!(
+        m.contains("{action=\"unknown\",code=\"MissingAuthenticationToken\"} 3"),
+        "{m}"
+    );
+    assert!(!m.contains("Made"), "a caller's path is not a label: {m}");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused_until_the_first_stops() {
+    let app = spawn_app().await;
+    let second = sts_broker::server::start(
+        config(app.data_dir()),
+        Arc::new(app.clock.clone()),
+        std::future::pending(),
+    )
+    .await
+    .expect_err("the data dir is in use");
+    let msg = second.to_string();
+    assert!(
+        msg.contains("in use by another sts-broker process"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    caller_identity(&app.client).await.unwrap();
+    // A graceful stop releases the directory for the next start.
+    let app = app.restart().await;
+    caller_identity(&app.client).await.unwrap();
+}
+
+#[tokio::test]
 async fn graceful_shutdown_stops_the_listener() {
     let mut app = spawn_app().await;
     caller_identity(&app.client).await.unwrap();
