@@ -525,12 +525,7 @@ async fn the_listener_serves_health_metrics_and_grpc_health() {
 #[tokio::test]
 async fn calls_to_paths_that_name_no_rpc_share_one_metrics_label() {
     let app = spawn_app().await;
-    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = app.raw_grpc().await;
     for i in 0..3 {
         grpc.ready().await.unwrap();
         let path =

@@ -100,6 +100,17 @@ impl TestApp {
         &self.running.as_ref().unwrap().broker
     }
 
+    /// A bare gRPC client on a new connection, for calls the signing client cannot make
+    /// (unsigned, tampered, or to paths that name no RPC).
+    pub async fn raw_grpc(&self) -> tonic::client::Grpc<tonic::transport::Channel> {
+        let channel = tonic::transport::Endpoint::from_shared(self.endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        tonic::client::Grpc::new(channel)
+    }
+
     /// A client signing with `creds` over the same connection and clock.
     pub fn as_(&self, creds: &Credentials) -> Client {
         self.client.with_credentials(creds.clone())

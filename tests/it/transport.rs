@@ -89,12 +89,7 @@ async fn raw_call(
         "x-amz-date",
         MetadataValue::try_from(headers.x_amz_date.as_str()).unwrap(),
     );
-    let channel = tonic::transport::Endpoint::from_shared(app.endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = app.raw_grpc().await;
     grpc.ready().await.unwrap();
     grpc.unary(req, http::uri::PathAndQuery::from_static(path), Raw)
         .await
