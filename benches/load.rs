@@ -17,7 +17,8 @@
 //!   wait for the next real step and the sustained rate is bounded by `LOAD_USERS / 30 s`; the
 //!   burst rate (while fresh codes remain) is reported separately;
 //! - `gci`: `GetCallerIdentity` signed (SigV4) with MFA-backed temporary credentials;
-//! - `authz`: `Authorize` of an MFA session's `s3:GetObject` by a resource-server user.
+//! - `authz`: `Authorize` of an MFA session's `s3:GetObject` by a resource-server user, bearer
+//!   mode (a broker given by `LOAD_ENDPOINT` must run with `--allow-bearer-authorize`).
 //!
 //! `LOAD_SCENARIO=gst|gci|authz|noop|all` (default `all`), `LOAD_CONNECTIONS` (HTTP/2
 //! connections shared by the callers, default 4), `LOAD_SESSIONS` (temporary credentials used by
@@ -500,6 +501,7 @@ async fn caller(
                     action: "s3:GetObject".into(),
                     resource: "arn:aws:s3:::vault/object".into(),
                     context_entries: vec![],
+                    ..Default::default()
                 };
                 timed(rs.authz().authorize(req)).await.and_then(|r| {
                     if r.into_inner().decision == iam::EvalDecision::Allowed as i32 {
@@ -679,6 +681,8 @@ fn main() {
                 account_id: None,
                 tls: None,
                 limits: Limits::default(),
+                // The `authz` scenario asks about bare session tokens.
+                allow_bearer_authorize: true,
             };
             let running = server_rt
                 .block_on(server::start(

@@ -29,6 +29,11 @@ pub enum AwsCode {
     EntityTemporarilyUnmodifiable,
     /// The broker's addition to AWS's codes (AWS answers HTTP 410 here): no credential report yet.
     ReportNotPresent,
+    /// The broker's addition: the session token `Authorize` was asked about is not valid (the
+    /// caller's own credentials are fine).
+    InvalidSubjectToken,
+    /// The broker's addition: the session token `Authorize` was asked about has expired.
+    ExpiredSubjectToken,
     ServiceFailure,
 }
 
@@ -54,6 +59,8 @@ impl AwsCode {
             Self::DeleteConflict => "DeleteConflict",
             Self::EntityTemporarilyUnmodifiable => "EntityTemporarilyUnmodifiable",
             Self::ReportNotPresent => "ReportNotPresent",
+            Self::InvalidSubjectToken => "InvalidSubjectToken",
+            Self::ExpiredSubjectToken => "ExpiredSubjectToken",
             Self::ServiceFailure => "ServiceFailure",
         }
     }
@@ -71,6 +78,9 @@ impl fmt::Display for AwsCode {
 pub struct BrokerError {
     pub code: AwsCode,
     pub message: String,
+    /// The failure is about the client request an `Authorize` asks about, not the caller's own
+    /// call (the status then says so in its `ErrorInfo` metadata).
+    pub about_subject: bool,
 }
 
 impl BrokerError {
@@ -78,6 +88,16 @@ impl BrokerError {
         Self {
             code,
             message: message.into(),
+            about_subject: false,
+        }
+    }
+
+    /// The same error, marked as about the request being authorized.
+    #[must_use]
+    pub fn about_subject(self) -> Self {
+        Self {
+            about_subject: true,
+            ..self
         }
     }
 

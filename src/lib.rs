@@ -5,7 +5,8 @@
 //! `grpc` is the only module that names tonic types or generated messages; `broker` orchestrates
 //! a call (authenticate → authorize → act → audit); `sigv4`, `crypto`, `ids` and `clock` are pure;
 //! `domain` holds the domain types, IAM's rules and the store contract the broker calls;
-//! `store` holds the backends of that contract, the only code with SQL.
+//! `store` holds the backends of that contract, the only code with SQL. `resource` is the
+//! resource-server kit: it sits beside `client` and calls `Authorize` through it.
 
 pub mod broker;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod listener;
 pub mod metrics;
 pub mod mfa;
 pub mod policy;
+pub mod resource;
 pub mod server;
 pub mod sigv4;
 pub mod store;

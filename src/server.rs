@@ -136,6 +136,8 @@ pub struct ServeConfig {
     pub account_id: Option<AccountId>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: Limits,
+    /// `--allow-bearer-authorize`: `Authorize` without proof of possession.
+    pub allow_bearer_authorize: bool,
 }
 
 /// Why the broker could not start.
@@ -239,6 +241,7 @@ pub async fn start(
     };
     let mut settings = BrokerSettings::new(config.region.clone());
     settings.tls = config.tls.is_some();
+    settings.allow_bearer_authorize = config.allow_bearer_authorize;
     let handle = Broker::start(
         store,
         opened.master,

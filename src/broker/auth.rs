@@ -62,7 +62,7 @@ struct Refusal {
     detail: &'static str,
 }
 
-fn sigv4_error(e: &SigV4Error) -> BrokerError {
+pub(super) fn sigv4_error(e: &SigV4Error) -> BrokerError {
     let code = match e.aws_code() {
         "MissingAuthenticationToken" => AwsCode::MissingAuthenticationToken,
         "IncompleteSignature" => AwsCode::IncompleteSignature,

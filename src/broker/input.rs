@@ -44,10 +44,10 @@ pub struct AssumeRole {
     pub policy: Option<String>,
 }
 
-/// `Authorize`: a resource server asks about a session token.
+/// `Authorize`: a resource server asks about a client's session.
 #[derive(Debug, Clone)]
 pub struct Authorize {
-    pub session_token: String,
+    pub subject: super::possession::Subject,
     /// Any IAM action name (the service is the resource server's).
     pub action: String,
     pub resource: String,

@@ -18,6 +18,7 @@ pub mod input;
 mod mfa;
 pub mod mfa_guard;
 mod policies;
+pub mod possession;
 mod report;
 mod sts;
 mod writer;
@@ -60,6 +61,9 @@ pub struct BrokerSettings {
     pub lockout: crate::mfa::lockout::LockoutPolicy,
     /// Whether the listener uses TLS (`aws:SecureTransport`).
     pub tls: bool,
+    /// Whether `Authorize` accepts a bare session token (bearer) instead of the client's signed
+    /// request (`--allow-bearer-authorize`).
+    pub allow_bearer_authorize: bool,
 }
 
 impl BrokerSettings {
@@ -70,6 +74,7 @@ impl BrokerSettings {
             mfa_window: crate::mfa::totp::DEFAULT_WINDOW,
             lockout: crate::mfa::lockout::LockoutPolicy::default(),
             tls: false,
+            allow_bearer_authorize: false,
         }
     }
 }

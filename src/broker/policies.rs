@@ -744,8 +744,9 @@ impl Broker {
     // ---------------------------------------------------------------- Authorize
 
     /// `Authorize`: the decision point for resource servers. The caller (a resource server) must
-    /// be allowed `sts:Authorize`; the token is verified (signature, expiry, revocation) and its
-    /// principal's policies decide, with the MFA facts from the token and the broker's clock.
+    /// be allowed `sts:Authorize`; the client's signed request is verified with its session's
+    /// secret (`possession.rs`; a bare token only with `--allow-bearer-authorize`), the token is
+    /// verified (signature, expiry, revocation) and its principal's policies decide, with the MFA facts from the token and the broker's clock.
     /// Context entries from the resource server may add keys but never override the ones the
     /// broker owns (MFA, time, principal).
     pub async fn authorize_token(
@@ -763,10 +764,7 @@ impl Broker {
         );
         policy::validate_action_name(action)
             .map_err(|e| BrokerError::new(AwsCode::InvalidInput, e.to_string()))?;
-        let (principal, session) = self
-            .resolve_session(&input.session_token, None)
-            .await
-            .map_err(|(e, _)| e)?;
+        let (principal, session) = self.subject_session(&input.subject).await?;
         let subject = Caller {
             principal,
             arn: session.claims.sub.clone(),

@@ -192,6 +192,10 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Let `Authorize` decide on a bare session token, without the client's signed request
+    /// (proof of possession). Whoever holds a token can then get decisions about it.
+    #[arg(long)]
+    pub allow_bearer_authorize: bool,
 }
 
 #[derive(Debug, Args)]
@@ -276,7 +280,7 @@ verbs! {
         /// them: `ContextKeyName=K,ContextKeyValues=V1,V2,ContextKeyType=stringList`.
         #[arg(long, num_args = 1.., value_parser = iam::parse_context_entries)]
         context_entries: Vec<iam::ContextEntries>,
-    } => |r| {
+    } fixed { signed_request: None, service: String::new() } => |r| {
         let mut v = json!({
             "Decision": output::decision(r.decision),
             "PrincipalArn": r.principal_arn,
@@ -397,6 +401,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_id,
         tls: tls.clone(),
         limits: Limits::default(),
+        allow_bearer_authorize: args.allow_bearer_authorize,
     };
     let running =
         server::start(config, Arc::new(SystemClock), server::termination_signal()).await?;

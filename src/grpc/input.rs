@@ -7,6 +7,7 @@
 
 use crate::broker::input::members::*;
 use crate::broker::input::*;
+use crate::broker::possession::{SignedRequest, Subject};
 use crate::domain::PrincipalKind;
 use crate::ids::{
     AccessKeyId, Arn, KeyStatus, MaxItems, RoleArn, RoleName, RoleSessionName, SessionDuration,
@@ -26,6 +27,34 @@ pub(super) fn entries(list: &[pb::ContextEntry]) -> Vec<ContextEntry> {
             context_key_type: e.context_key_type.clone(),
         })
         .collect()
+}
+
+/// Whose session an `Authorize` is about: the forwarded signed request (proof of possession),
+/// or else the bare `sessionToken`.
+fn subject(m: &authz::AuthorizeRequest) -> Parsed<Subject> {
+    let Some(r) = &m.signed_request else {
+        return Ok(Subject::Bearer(document("sessionToken", &m.session_token)?));
+    };
+    let headers = r
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    let signed = SignedRequest::parse(
+        &m.service,
+        &r.method,
+        &r.path,
+        &r.query,
+        headers,
+        &r.payload_sha256,
+    )?;
+    if !m.session_token.is_empty() && signed.security_token() != Some(m.session_token.as_str()) {
+        return Err(ValidationError::members(
+            "sessionToken",
+            "'sessionToken' must be empty or equal to the x-amz-security-token header of 'signedRequest'",
+        ));
+    }
+    Ok(Subject::Signed(signed))
 }
 
 /// Implements `TryFrom<&Request>` for each row: `Request => Input |m| construction`.
@@ -61,7 +90,7 @@ inputs! {
         AssumeRole { role_arn, session_name, duration, mfa, policy: m.policy.clone() }
     };
     authz::AuthorizeRequest => Authorize |m| Authorize {
-        session_token: document("sessionToken", &m.session_token)?,
+        subject: subject(m)?,
         action: document("action", &m.action)?,
         resource: document("resource", &m.resource)?,
         context: entries(&m.context_entries),

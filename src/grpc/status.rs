@@ -22,7 +22,9 @@ pub fn grpc_code(code: AwsCode) -> Code {
         AwsCode::ValidationError
         | AwsCode::InvalidAuthenticationCode
         | AwsCode::MalformedPolicyDocument
-        | AwsCode::InvalidInput => Code::InvalidArgument,
+        | AwsCode::InvalidInput
+        | AwsCode::InvalidSubjectToken
+        | AwsCode::ExpiredSubjectToken => Code::InvalidArgument,
         AwsCode::NoSuchEntity => Code::NotFound,
         AwsCode::EntityAlreadyExists => Code::AlreadyExists,
         AwsCode::LimitExceeded | AwsCode::Throttling => Code::ResourceExhausted,
@@ -33,13 +35,17 @@ pub fn grpc_code(code: AwsCode) -> Code {
     }
 }
 
+/// The `ErrorInfo.metadata` key (value `"true"`) of an `Authorize` failure about the client's
+/// request rather than the caller's own call.
+pub const SUBJECT_METADATA: &str = "subject";
+
 /// The gRPC status for a broker error.
 pub fn to_status(e: &BrokerError) -> Status {
-    let details = ErrorDetails::with_error_info(
-        e.code.as_str(),
-        ERROR_DOMAIN,
-        HashMap::<String, String>::new(),
-    );
+    let mut metadata = HashMap::<String, String>::new();
+    if e.about_subject {
+        metadata.insert(SUBJECT_METADATA.to_owned(), "true".to_owned());
+    }
+    let details = ErrorDetails::with_error_info(e.code.as_str(), ERROR_DOMAIN, metadata);
     Status::with_error_details(grpc_code(e.code), e.message.clone(), details)
 }
 

@@ -248,6 +248,39 @@ fn is_lower_token_byte(b: u8) -> bool {
         )
 }
 
+/// How AWS step 1 turns the request path into `CanonicalURI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriRule {
+    /// Every service but S3: the path is normalised (RFC 3986 section 5.2.4 dot segments,
+    /// empty segments dropped) and each segment URI-encoded. Given the path as it travels
+    /// (already percent-encoded once), this is AWS's "encoded twice".
+    Normalized,
+    /// S3: the path exactly as sent, already encoded once by the client; not normalised
+    /// (AWS SigV4 guide: "Amazon S3 ... only gets URI-encoded once"; botocore's
+    /// `S3SigV4Auth` signs the URL path as is).
+    AsSent,
+}
+
+impl UriRule {
+    /// The rule AWS applies for a credential scope's service.
+    #[must_use]
+    pub fn for_service(service: &str) -> Self {
+        if service == "s3" {
+            Self::AsSent
+        } else {
+            Self::Normalized
+        }
+    }
+
+    fn put<S: Sink>(self, sink: &mut S, path: &str) {
+        match self {
+            Self::Normalized => put_canonical_uri(sink, path),
+            Self::AsSent if path.is_empty() => sink.put(b"/"),
+            Self::AsSent => sink.put(path.as_bytes()),
+        }
+    }
+}
+
 /// The credential scope `DATE/REGION/SERVICE/aws4_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialScope<'a> {
@@ -299,11 +332,11 @@ pub struct CanonicalRequest<'a> {
 }
 
 impl CanonicalRequest<'_> {
-    pub(crate) fn put<S: Sink>(&self, sink: &mut S) -> Result<(), SigV4Error> {
+    pub(crate) fn put<S: Sink>(&self, sink: &mut S, uri: UriRule) -> Result<(), SigV4Error> {
         check_signed_header_names(self.signed_headers.iter().copied())?;
         sink.put(self.method.as_bytes());
         sink.put(b"\n");
-        put_canonical_uri(sink, self.path);
+        uri.put(sink, self.path);
         sink.put(b"\n");
         put_canonical_query(sink, self.query);
         sink.put(b"\n");
@@ -338,25 +371,41 @@ impl CanonicalRequest<'_> {
         self.signed_headers.join(";")
     }
 
-    /// AWS step 1: the canonical request text.
+    /// AWS step 1: the canonical request text, path by [`UriRule::Normalized`].
     ///
     /// # Errors
     /// [`SigV4Error::InvalidSignedHeaders`] for a bad name list,
     /// [`SigV4Error::SignedHeaderMissing`] when a signed header has no value.
     pub fn build(&self) -> Result<String, SigV4Error> {
+        self.build_with(UriRule::Normalized)
+    }
+
+    /// AWS step 1 with the path rule of the service (see [`UriRule::for_service`]).
+    ///
+    /// # Errors
+    /// As [`CanonicalRequest::build`].
+    pub fn build_with(&self, uri: UriRule) -> Result<String, SigV4Error> {
         let mut out = Vec::with_capacity(256);
-        self.put(&mut out)?;
+        self.put(&mut out, uri)?;
         // Header values are `str`, everything else is ASCII.
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    /// AWS step 2: SHA-256 of the canonical request.
+    /// AWS step 2: SHA-256 of the canonical request, path by [`UriRule::Normalized`].
     ///
     /// # Errors
     /// As [`CanonicalRequest::build`].
     pub fn sha256(&self) -> Result<[u8; 32], SigV4Error> {
+        self.sha256_with(UriRule::Normalized)
+    }
+
+    /// AWS step 2 with the path rule of the service.
+    ///
+    /// # Errors
+    /// As [`CanonicalRequest::build`].
+    pub fn sha256_with(&self, uri: UriRule) -> Result<[u8; 32], SigV4Error> {
         let mut h = Sha256::new();
-        self.put(&mut h)?;
+        self.put(&mut h, uri)?;
         Ok(h.finalize().into())
     }
 }

@@ -3,7 +3,9 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::canonical::{CanonicalRequest, CredentialScope, authorization_header, signature_hex};
+use super::canonical::{
+    CanonicalRequest, CredentialScope, UriRule, authorization_header, signature_hex,
+};
 use super::{
     GRPC_METHOD, HEADER_HOST, HEADER_X_AMZ_DATE, HEADER_X_AMZ_SECURITY_TOKEN, SigV4Error,
     format_amz_date, signing_key, string_to_sign,
@@ -100,29 +102,95 @@ pub fn unary_message(body: &[u8]) -> Option<&[u8]> {
 /// # Errors
 /// [`SigV4Error::InvalidSigningTime`] when `time` is outside years 0000-9999.
 pub fn sign_grpc(params: &GrpcSignParams<'_>) -> Result<SignedHeaders, SigV4Error> {
-    let amz_date = format_amz_date(params.time)?;
     let payload_hash: [u8; 32] = match params.payload {
         Payload::Bytes(b) => Sha256::digest(b).into(),
         Payload::Sha256(h) => h,
     };
-    let payload_hex = hex::encode(payload_hash);
-
-    let mut headers: Vec<(&str, &str)> =
-        vec![(HEADER_HOST, params.host), (HEADER_X_AMZ_DATE, &amz_date)];
-    let mut signed: Vec<&str> = vec![HEADER_HOST, HEADER_X_AMZ_DATE];
-    if let Some(token) = params.session_token {
-        headers.push((HEADER_X_AMZ_SECURITY_TOKEN, token));
-        signed.push(HEADER_X_AMZ_SECURITY_TOKEN);
-    }
-    let creq = CanonicalRequest {
+    sign_http(&HttpSignParams {
+        access_key_id: params.access_key_id,
+        secret_access_key: params.secret_access_key,
+        session_token: params.session_token,
+        region: params.region,
+        service: params.service,
         method: GRPC_METHOD,
+        host: params.host,
         path: params.path,
         query: "",
+        headers: &[],
+        payload_sha256: &hex::encode(payload_hash),
+        time: params.time,
+    })
+}
+
+/// Everything needed to sign one HTTP request (e.g. a client's call to a resource server that
+/// checks it with `Authorize`).
+pub struct HttpSignParams<'a> {
+    /// Access key id.
+    pub access_key_id: &'a str,
+    /// Secret access key.
+    pub secret_access_key: &'a [u8],
+    /// Session token; sent and signed as `x-amz-security-token`.
+    pub session_token: Option<&'a str>,
+    /// Region of the scope.
+    pub region: &'a str,
+    /// Service of the scope, e.g. `s3`; it also picks the path rule ([`UriRule::for_service`]).
+    pub service: &'a str,
+    /// HTTP method, e.g. `GET`.
+    pub method: &'a str,
+    /// The `host` header (`host[:port]`).
+    pub host: &'a str,
+    /// The path as it will travel, already percent-encoded.
+    pub path: &'a str,
+    /// The raw query string without `?`.
+    pub query: &'a str,
+    /// Further headers to send and sign, names lowercase (e.g. `x-amz-content-sha256`).
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Lowercase hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`.
+    pub payload_sha256: &'a str,
+    /// Signing time (any offset; converted to UTC).
+    pub time: OffsetDateTime,
+}
+
+impl std::fmt::Debug for HttpSignParams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SECURITY: the secret and the session token are never printed.
+        f.debug_struct("HttpSignParams")
+            .field("access_key_id", &self.access_key_id)
+            .field("service", &self.service)
+            .field("method", &self.method)
+            .field("host", &self.host)
+            .field("path", &self.path)
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs an HTTP request (AWS steps 1 to 6): signed headers `host`, `x-amz-date`, the session
+/// token when given, and every header of `params.headers`.
+///
+/// # Errors
+/// [`SigV4Error::InvalidSigningTime`] when `time` is outside years 0000-9999;
+/// [`SigV4Error::InvalidSignedHeaders`] when an extra header name is not a lowercase token or
+/// repeats one of the others.
+pub fn sign_http(params: &HttpSignParams<'_>) -> Result<SignedHeaders, SigV4Error> {
+    let amz_date = format_amz_date(params.time)?;
+    let mut headers: Vec<(&str, &str)> =
+        vec![(HEADER_HOST, params.host), (HEADER_X_AMZ_DATE, &amz_date)];
+    if let Some(token) = params.session_token {
+        headers.push((HEADER_X_AMZ_SECURITY_TOKEN, token));
+    }
+    headers.extend_from_slice(params.headers);
+    headers.sort_unstable_by_key(|h| h.0);
+    let signed: Vec<&str> = headers.iter().map(|h| h.0).collect();
+    let creq = CanonicalRequest {
+        method: params.method,
+        path: params.path,
+        query: params.query,
         headers: &headers,
         signed_headers: &signed,
-        payload_sha256_hex: &payload_hex,
+        payload_sha256_hex: params.payload_sha256,
     };
-    let creq_hash = creq.sha256()?;
+    let creq_hash = creq.sha256_with(UriRule::for_service(params.service))?;
     let scope = CredentialScope {
         date: amz_date.get(..8).unwrap_or_default(),
         region: params.region,

@@ -106,6 +106,15 @@ pub enum SigV4Error {
         /// Server time, unix seconds.
         now: i64,
     },
+    /// A header that must occur at most once occurs more often.
+    #[error("header `{name}` is repeated")]
+    RepeatedHeader {
+        /// The header name.
+        name: &'static str,
+    },
+    /// `x-amz-content-sha256` differs from the hash of the body received.
+    #[error("`x-amz-content-sha256` does not match the payload")]
+    PayloadHashMismatch,
     /// The signature is wrong (bad secret, tampered request, different canonicalisation).
     #[error("signature does not match")]
     SignatureMismatch,
@@ -128,11 +137,13 @@ impl SigV4Error {
             | Self::SignedHeaderMissing { .. }
             | Self::MissingDate
             | Self::MalformedDate { .. }
+            | Self::RepeatedHeader { .. }
             | Self::InvalidSigningTime => "IncompleteSignature",
             Self::ScopeDateMismatch { .. }
             | Self::ScopeRegionMismatch { .. }
             | Self::ScopeServiceMismatch { .. }
             | Self::ScopeTerminatorMismatch { .. }
+            | Self::PayloadHashMismatch
             | Self::SignatureMismatch => "SignatureDoesNotMatch",
             Self::RequestExpired { .. } => "RequestExpired",
         }
@@ -185,6 +196,13 @@ impl SigV4Error {
             ),
             Self::RequestExpired { request_time, now } => {
                 expired_message(*request_time, *now, true)
+            }
+            Self::RepeatedHeader { name } => {
+                format!("Header '{name}' may be sent only once.")
+            }
+            Self::PayloadHashMismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .to_owned()
             }
             Self::SignatureMismatch => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".to_owned(),
             Self::InvalidSigningTime => "Signing time is outside the years 0000-9999.".to_owned(),

@@ -9,12 +9,15 @@
 //!   - step 4, the derived signing key ([`signing_key`]),
 //!   - step 5, the signature ([`signature_hex`]),
 //!   - step 6, the `Authorization` header ([`authorization_header`]);
-//! - the client side for gRPC ([`sign_grpc`]);
+//! - the client side for gRPC ([`sign_grpc`]) and for any HTTP request ([`sign_http`]);
 //! - the two-phase server side: [`parse`] checks everything that needs no
 //!   secret (header syntax, required signed headers, credential scope, clock
 //!   window) and yields a [`ParsedRequest`]; the caller then looks the access
 //!   key up in its store and calls [`ParsedRequest::verify`] (or
-//!   [`ParsedRequest::verify_with_key`] with a cached derived key).
+//!   [`ParsedRequest::verify_with_key`] with a cached derived key);
+//! - the same two phases for a whole HTTP request a resource server received
+//!   ([`parse_http`], [`ParsedHttpRequest::verify`]): proof of possession at
+//!   `Authorize`, with AWS's canonical query string and S3's path rule ([`UriRule`]).
 //!
 //! The gRPC contract: method `POST`, canonical URI = the gRPC path, empty
 //! query, signed headers at least `host;x-amz-date` (plus
@@ -41,12 +44,17 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use canonical::{
-    CanonicalRequest, CredentialScope, authorization_header, encode_uri_component, signature_hex,
-    string_to_sign,
+    CanonicalRequest, CredentialScope, UriRule, authorization_header, encode_uri_component,
+    signature_hex, string_to_sign,
 };
-pub use client::{GrpcSignParams, Payload, SignedHeaders, sign_grpc, unary_message};
+pub use client::{
+    GrpcSignParams, HttpSignParams, Payload, SignedHeaders, sign_grpc, sign_http, unary_message,
+};
 pub use error::SigV4Error;
-pub use server::{HeaderSource, IncomingRequest, NoExtraHeaders, ParsedRequest, parse};
+pub use server::{
+    HeaderSource, HttpRequest, IncomingRequest, NoExtraHeaders, ParsedHttpRequest, ParsedRequest,
+    parse, parse_http,
+};
 pub use time_fmt::{format_amz_date, parse_amz_date};
 
 /// The only algorithm accepted and produced.
@@ -67,6 +75,10 @@ pub const HEADER_X_AMZ_DATE: &str = "x-amz-date";
 pub const HEADER_X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 /// See [`HEADER_AUTHORIZATION`].
 pub const HEADER_HOST: &str = "host";
+/// The payload hash S3 clients send and sign (AWS S3 API reference, "Common Request Headers").
+pub const HEADER_X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+/// The payload hash of a request whose body is not signed (S3's `x-amz-content-sha256` value).
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 const HMAC_BLOCK: usize = 64;

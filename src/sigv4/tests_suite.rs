@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{
-    CanonicalRequest, CredentialScope, authorization_header, signature_hex, signing_key,
+    CanonicalRequest, CredentialScope, HttpRequest, HttpSignParams, SigV4Error,
+    authorization_header, parse_amz_date, parse_http, sign_http, signature_hex, signing_key,
     string_to_sign,
 };
 
@@ -169,6 +170,26 @@ fn run_case(dir: &Path) -> Result<(), String> {
             "authorization\n--- got\n{authz}\n--- want\n{expected_authz}"
         ));
     }
+    // The verifier of whole HTTP requests accepts what the suite signed, and only with its secret.
+    let mut received = headers.clone();
+    received.push(("Authorization", expected_authz.trim_end()));
+    let http = HttpRequest {
+        method: &req.method,
+        path: &req.path,
+        query: &req.query,
+        headers: &received,
+        payload_sha256: &payload_hex,
+        now: parse_amz_date(amz_date).map_err(|e| e.to_string())?,
+        region: REGION,
+        service: SERVICE,
+    };
+    let parsed = parse_http(&http).map_err(|e| format!("parse_http: {e}"))?;
+    parsed
+        .verify(SECRET.as_bytes())
+        .map_err(|e| format!("verify: {e}"))?;
+    if parsed.verify(b"another secret").is_ok() {
+        return Err("a wrong secret verified".to_owned());
+    }
     Ok(())
 }
 
@@ -243,4 +264,206 @@ fn signing_key_long_secret_matches_plain_hmac() {
         let got = signing_key(&secret, "20240101", "eu-west-1", "sts");
         assert_eq!(got.as_bytes().as_slice(), want.as_slice(), "len {len}");
     }
+}
+
+/// Signatures made by botocore 1.43 (`S3SigV4Auth` for `s3`, `SigV4Auth` otherwise) for
+/// `GET http://files.example:8080/reports/q%203.csv?b=2&a=x%2By` with session credentials: an
+/// independent signer, so the S3 path rule (as sent) and the other services' (encoded again)
+/// are both checked against what real clients send.
+#[test]
+fn botocore_signatures_verify_with_the_path_rule_of_their_service() {
+    const AMZ: &str = "20261202T162624Z";
+    let cases = [
+        (
+            "s3",
+            "host;x-amz-content-sha256;x-amz-date;x-amz-security-token",
+            "fb3b18411e550a07273e8ef0672286e7a355f1581500343ee18f6aae4af732b4",
+        ),
+        (
+            "reports",
+            "host;x-amz-date;x-amz-security-token",
+            "72a4536e8babcc2feca54ddf20a30c61d7813e51a635dcf0b153c606dfbf8b40",
+        ),
+    ];
+    let empty = hex::encode(Sha256::digest(b""));
+    for (service, signed, signature) in cases {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEKEY123456/20261202/us-east-1/{service}/aws4_request, SignedHeaders={signed}, Signature={signature}"
+        );
+        let mut headers = vec![
+            ("Host", "files.example:8080"),
+            ("X-Amz-Date", AMZ),
+            ("X-Amz-Security-Token", "the-session-token"),
+            ("Authorization", authorization.as_str()),
+            ("User-Agent", "python-requests/2.34.2"),
+        ];
+        if service == "s3" {
+            headers.push(("X-Amz-Content-SHA256", &empty));
+        }
+        let http = HttpRequest {
+            method: "GET",
+            path: "/reports/q%203.csv",
+            query: "b=2&a=x%2By",
+            headers: &headers,
+            payload_sha256: &empty,
+            now: parse_amz_date(AMZ).unwrap() + 299,
+            region: "us-east-1",
+            service,
+        };
+        let parsed = parse_http(&http).unwrap();
+        assert_eq!(parsed.security_token(), Some("the-session-token"));
+        parsed
+            .verify(SECRET.as_bytes())
+            .unwrap_or_else(|e| panic!("{service}: {e}\n{}", parsed.canonical_request().unwrap()));
+        // A dot segment: S3 signs the path as sent, the other services normalise it away.
+        let dotted = HttpRequest {
+            path: "/reports/./q%203.csv",
+            ..http
+        };
+        let want = if service == "s3" {
+            Err(SigV4Error::SignatureMismatch)
+        } else {
+            Ok(())
+        };
+        assert_eq!(
+            parse_http(&dotted).unwrap().verify(SECRET.as_bytes()),
+            want,
+            "{service}"
+        );
+    }
+}
+
+/// `sign_http` and `parse_http` agree, and every part the signature covers is checked.
+#[test]
+fn http_signatures_cover_method_path_query_headers_body_and_time() {
+    const NOW: i64 = 1_772_323_200;
+    let body = hex::encode(Sha256::digest(b"{}"));
+    let signed = sign_http(&HttpSignParams {
+        access_key_id: "ASIAEXAMPLE",
+        secret_access_key: SECRET.as_bytes(),
+        session_token: Some("tok"),
+        region: REGION,
+        service: "s3",
+        method: "PUT",
+        host: "files.example",
+        path: "/a%20b/c",
+        query: "z=1&y=2",
+        headers: &[
+            ("x-amz-content-sha256", &body),
+            ("content-type", "application/json"),
+        ],
+        payload_sha256: &body,
+        time: time::OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+    })
+    .unwrap();
+    let token = signed.x_amz_security_token.clone().unwrap();
+    let base: Vec<(&str, &str)> = vec![
+        ("host", "files.example"),
+        ("x-amz-date", &signed.x_amz_date),
+        ("x-amz-security-token", &token),
+        ("x-amz-content-sha256", &body),
+        ("content-type", "application/json"),
+        ("authorization", &signed.authorization),
+    ];
+    let ok = HttpRequest {
+        method: "PUT",
+        path: "/a%20b/c",
+        query: "y=2&z=1",
+        headers: &base,
+        payload_sha256: &body,
+        now: NOW,
+        region: REGION,
+        service: "s3",
+    };
+    let check = |r: &HttpRequest<'_>| parse_http(r).and_then(|p| p.verify(SECRET.as_bytes()));
+    check(&ok).unwrap();
+
+    let mismatch = Err(SigV4Error::SignatureMismatch);
+    assert_eq!(
+        check(&HttpRequest {
+            method: "POST",
+            ..ok
+        }),
+        mismatch
+    );
+    assert_eq!(
+        check(&HttpRequest {
+            path: "/a%20b/d",
+            ..ok
+        }),
+        mismatch
+    );
+    assert_eq!(
+        check(&HttpRequest {
+            query: "y=2&z=2",
+            ..ok
+        }),
+        mismatch
+    );
+    let mut changed = base.clone();
+    changed[4] = ("content-type", "text/plain");
+    assert_eq!(
+        check(&HttpRequest {
+            headers: &changed,
+            ..ok
+        }),
+        mismatch
+    );
+    // A body other than the one signed: the hash no longer matches x-amz-content-sha256.
+    let other_body = hex::encode(Sha256::digest(b"[]"));
+    assert_eq!(
+        check(&HttpRequest {
+            payload_sha256: &other_body,
+            ..ok
+        }),
+        Err(SigV4Error::PayloadHashMismatch)
+    );
+    // Five minutes either way is the limit.
+    assert!(
+        check(&HttpRequest {
+            now: NOW + 300,
+            ..ok
+        })
+        .is_ok()
+    );
+    assert!(matches!(
+        check(&HttpRequest {
+            now: NOW + 301,
+            ..ok
+        }),
+        Err(SigV4Error::RequestExpired { .. })
+    ));
+    // Another service than the scope's.
+    assert!(matches!(
+        check(&HttpRequest {
+            service: "reports",
+            ..ok
+        }),
+        Err(SigV4Error::ScopeServiceMismatch { .. })
+    ));
+    // Two authorization headers are ambiguous.
+    let mut twice = base.clone();
+    twice.push(("Authorization", &signed.authorization));
+    assert_eq!(
+        check(&HttpRequest {
+            headers: &twice,
+            ..ok
+        }),
+        Err(SigV4Error::RepeatedHeader {
+            name: "authorization"
+        })
+    );
+    // A signed header that did not arrive.
+    let without: Vec<(&str, &str)> = base
+        .iter()
+        .copied()
+        .filter(|h| h.0 != "content-type")
+        .collect();
+    assert!(matches!(
+        check(&HttpRequest {
+            headers: &without,
+            ..ok
+        }),
+        Err(SigV4Error::SignedHeaderMissing { .. })
+    ));
 }

@@ -31,6 +31,7 @@ pub fn config(data_dir: PathBuf) -> ServeConfig {
         account_id: None,
         tls: None,
         limits: Limits::default(),
+        allow_bearer_authorize: false,
     }
 }
 
