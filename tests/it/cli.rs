@@ -579,7 +579,16 @@ impl Wrapper {
         // The broker starts a step behind the wall clock; enrolling enables with the codes of its
         // steps s-1 and s and moves it one step on, to the wall clock's now, so the code of the
         // wall clock's step (what --totp-secret-file computes) is fresh.
-        let app = spawn_app_at(time::OffsetDateTime::now_utc().unix_timestamp() - 30).await;
+        Self::on(spawn_app_at(time::OffsetDateTime::now_utc().unix_timestamp() - 30).await).await
+    }
+
+    /// As [`Wrapper::new`], the broker running with `--allow-bearer-authorize`.
+    async fn bearer() -> Self {
+        Self::on(spawn_bearer_app_at(time::OffsetDateTime::now_utc().unix_timestamp() - 30).await)
+            .await
+    }
+
+    async fn on(app: TestApp) -> Self {
         let alice = crate::mfa::person(&app, "alice").await;
         let (serial, seed) = crate::mfa::enrolled(&app, &alice, "a-phone").await;
         let dir = tempfile::tempdir().unwrap();
@@ -1347,7 +1356,8 @@ async fn run_with_profile(app: &TestApp, creds_file: &Path, profile: &str, args:
 
 #[tokio::test]
 async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
-    let w = Wrapper::new().await;
+    // The CLI sends a bare session token: the broker must allow bearer Authorize.
+    let w = Wrapper::bearer().await;
     let app = &w.app;
     // alice may read reports only with MFA.
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Sid":"ReadReportsWithMfa",
@@ -1466,7 +1476,7 @@ async fn authz_authorize_answers_a_resource_server_from_the_tokens_mfa_facts() {
     // A forged token is the broker's refusal, as aws prints errors (exit 254), token not echoed.
     let forged = format!("{}x", with_mfa["SessionToken"].as_str().unwrap());
     let out = authorize(forged.clone(), "json").await;
-    out.aws_error("InvalidClientTokenId", "Authorize");
+    out.aws_error("InvalidSubjectToken", "Authorize");
     assert!(!out.stderr.contains(&forged));
 
     // alice herself may not ask: Authorize is for principals granted sts:Authorize.

@@ -92,6 +92,17 @@ pub async fn spawn_app_at(unix: i64) -> TestApp {
     start_on(tempfile::tempdir().unwrap(), ManualClock::at(unix)).await
 }
 
+/// A broker started with `--allow-bearer-authorize`, its clock at `unix`: `Authorize` decides on
+/// a bare session token.
+pub async fn spawn_bearer_app_at(unix: i64) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ServeConfig {
+        allow_bearer_authorize: true,
+        ..config(dir.path().join("data"))
+    };
+    start_with(dir, ManualClock::at(unix), cfg).await
+}
+
 impl TestApp {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

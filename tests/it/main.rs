@@ -8,5 +8,6 @@ mod helpers;
 mod inputs;
 mod mfa;
 mod policies;
+mod possession;
 mod sessions;
 mod transport;

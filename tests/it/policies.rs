@@ -115,6 +115,7 @@ async fn authorize(
         action: action.into(),
         resource: resource.into(),
         context_entries: extra,
+        ..Default::default()
     };
     c.authz().authorize(req).await.map(|r| r.into_inner())
 }
@@ -131,7 +132,8 @@ const MFA_POLICY: &str = r#"{
 
 #[tokio::test]
 async fn authorize_uses_the_tokens_mfa_facts_and_the_clock() {
-    let app = spawn_app().await;
+    // Bearer mode keeps this test about the decision; tests/it/possession.rs proves possession.
+    let app = spawn_bearer_app_at(T0).await;
     let alice = person(&app, "alice").await;
     let (serial, seed) = enrolled(&app, &alice, "a-phone").await;
     put_policy(&app, "alice", MFA_POLICY).await;
@@ -197,13 +199,18 @@ async fn authorize_uses_the_tokens_mfa_facts_and_the_clock() {
     .await
     .unwrap();
     assert_eq!(r.decision, denied);
-    // A token that is not valid is an error, not a decision.
-    assert_invalid_token(decide(&as_rs, "garbage", "s3:GetObject", VAULT_A).await);
+    // A token that is not valid is an error about the subject, not a decision, and not the
+    // caller's own authentication failing.
+    assert_error(
+        decide(&as_rs, "garbage", "s3:GetObject", VAULT_A).await,
+        Code::InvalidArgument,
+        "InvalidSubjectToken",
+    );
     app.clock.advance(43_200);
     assert_error(
         decide(&as_rs, &strong.session_token, "s3:GetObject", VAULT_A).await,
-        Code::Unauthenticated,
-        "ExpiredToken",
+        Code::InvalidArgument,
+        "ExpiredSubjectToken",
     );
     let _ = app.clock.now_unix();
 }
