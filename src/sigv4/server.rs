@@ -612,12 +612,6 @@ impl<'a> ParsedHttpRequest<'a> {
         self.checked.security_token
     }
 
-    /// Request time from `x-amz-date`, unix seconds.
-    #[must_use]
-    pub fn request_time(&self) -> i64 {
-        self.checked.request_time
-    }
-
     fn canonical(&self, names: &'a [&'a str]) -> CanonicalRequest<'a> {
         let r = &self.request;
         CanonicalRequest {

@@ -101,6 +101,16 @@ fn signed_get(app: &TestApp, creds: &Credentials, secret: &str, path: &str) -> C
     }
 }
 
+/// `GET /reports/q3.csv` signed with the credentials' own secret.
+fn q3(app: &TestApp, creds: &Credentials) -> ClientRequest {
+    signed_get(app, creds, &creds.secret_access_key, "/reports/q3.csv")
+}
+
+/// `GET /reports/q3.csv` in the name of `creds`, signed with `secret`.
+fn q3_signed_with(app: &TestApp, creds: &Credentials, secret: &str) -> ClientRequest {
+    signed_get(app, creds, secret, "/reports/q3.csv")
+}
+
 impl ClientRequest {
     fn set_header(&mut self, name: &str, value: &str) {
         let h = self
@@ -175,6 +185,16 @@ fn assert_subject_error<T: std::fmt::Debug>(
     s
 }
 
+/// Asserts that `Authorize` of `s3:GetObject` on the report is refused for the subject.
+async fn assert_q3_refused(
+    s: &Setup,
+    req: &ClientRequest,
+    code: Code,
+    reason: &str,
+) -> tonic::Status {
+    assert_subject_error(authorize_signed(&s.rs, req, Q3).await, code, reason)
+}
+
 const ALLOWED: i32 = iam::EvalDecision::Allowed as i32;
 const IMPLICIT_DENY: i32 = iam::EvalDecision::ImplicitDeny as i32;
 
@@ -182,12 +202,7 @@ const IMPLICIT_DENY: i32 = iam::EvalDecision::ImplicitDeny as i32;
 async fn a_request_signed_with_the_session_secret_is_decided_by_the_policy() {
     let s = setup().await;
     let session = session_of(&s.app, &s.alice).await;
-    let req = signed_get(
-        &s.app,
-        &session,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
+    let req = q3(&s.app, &session);
     let r = authorize_signed(&s.rs, &req, Q3).await.unwrap();
     assert_eq!(r.decision, ALLOWED);
     assert_eq!(r.principal_arn, s.alice.caller.arn);
@@ -211,25 +226,12 @@ async fn a_request_signed_with_the_session_secret_is_decided_by_the_policy() {
 async fn a_wrong_secret_is_signature_does_not_match() {
     let s = setup().await;
     let session = session_of(&s.app, &s.alice).await;
-    let req = signed_get(&s.app, &session, "not-the-secret", "/reports/q3.csv");
-    let st = assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    let req = q3_signed_with(&s.app, &session, "not-the-secret");
+    let st = assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
     assert_message_has(&st, "signedRequest");
     // The long-term secret of the same user is not the session's either.
-    let req = signed_get(
-        &s.app,
-        &session,
-        &s.alice.creds.secret_access_key,
-        "/reports/q3.csv",
-    );
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    let req = q3_signed_with(&s.app, &session, &s.alice.creds.secret_access_key);
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
 }
 
 #[tokio::test]
@@ -243,31 +245,18 @@ async fn another_sessions_token_with_this_ones_signature_is_refused() {
         session_token: theirs.session_token.clone(),
         ..mine.clone()
     };
-    let req = signed_get(&s.app, &swapped, &mine.secret_access_key, "/reports/q3.csv");
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::InvalidArgument,
-        "InvalidSubjectToken",
-    );
+    let req = q3_signed_with(&s.app, &swapped, &mine.secret_access_key);
+    assert_q3_refused(&s, &req, Code::InvalidArgument, "InvalidSubjectToken").await;
     // Their key id and token, signed with my secret: the secret is not theirs.
-    let req = signed_get(&s.app, &theirs, &mine.secret_access_key, "/reports/q3.csv");
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    let req = q3_signed_with(&s.app, &theirs, &mine.secret_access_key);
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
 }
 
 #[tokio::test]
 async fn a_request_older_than_five_minutes_is_request_expired() {
     let s = setup().await;
     let session = session_of(&s.app, &s.alice).await;
-    let req = signed_get(
-        &s.app,
-        &session,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
+    let req = q3(&s.app, &session);
     s.app.clock.advance(300);
     let r = authorize_signed(&s.rs, &req, Q3).await.unwrap();
     assert_eq!(
@@ -275,11 +264,7 @@ async fn a_request_older_than_five_minutes_is_request_expired() {
         "five minutes is still inside the window"
     );
     s.app.clock.advance(1);
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "RequestExpired",
-    );
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "RequestExpired").await;
 }
 
 #[tokio::test]
@@ -297,12 +282,7 @@ async fn a_bare_token_is_access_denied_unless_the_broker_allows_bearer_authorize
     let r = authorize_bearer(&s.rs, &token).await.unwrap();
     assert_eq!(r.decision, ALLOWED);
     // Proof of possession still works there.
-    let req = signed_get(
-        &s.app,
-        &session,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
+    let req = q3(&s.app, &session);
     assert_eq!(
         authorize_signed(&s.rs, &req, Q3).await.unwrap().decision,
         ALLOWED
@@ -313,38 +293,21 @@ async fn a_bare_token_is_access_denied_unless_the_broker_allows_bearer_authorize
 async fn a_signed_part_changed_after_signing_is_signature_does_not_match() {
     let s = setup().await;
     let session = session_of(&s.app, &s.alice).await;
-    let secret = session.secret_access_key.clone();
-    let fresh = || signed_get(&s.app, &session, &secret, "/reports/q3.csv");
+    let fresh = || q3(&s.app, &session);
 
     let mut req = fresh();
     req.set_header("host", "elsewhere.example");
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
     let mut req = fresh();
     req.path = "/reports/q4.csv".into();
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
     let mut req = fresh();
     req.query = "versionId=4".into();
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
     // A body other than the one signed.
     let mut req = fresh();
     req.body = b"changed".to_vec();
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::Unauthenticated,
-        "SignatureDoesNotMatch",
-    );
+    assert_q3_refused(&s, &req, Code::Unauthenticated, "SignatureDoesNotMatch").await;
     // A header that was not signed may change.
     let mut req = fresh();
     req.set_header("user-agent", "something else");
@@ -362,38 +325,15 @@ async fn a_bad_subject_token_is_told_apart_from_the_callers_own_failure() {
         session_token: Some("garbage".into()),
         ..session.clone()
     };
-    let req = signed_get(
-        &s.app,
-        &garbage,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::InvalidArgument,
-        "InvalidSubjectToken",
-    );
+    let req = q3_signed_with(&s.app, &garbage, &session.secret_access_key);
+    assert_q3_refused(&s, &req, Code::InvalidArgument, "InvalidSubjectToken").await;
 
     // Long-term keys have no token: there is no session to decide for.
-    let req = signed_get(
-        &s.app,
-        &s.alice.creds,
-        &s.alice.creds.secret_access_key,
-        "/reports/q3.csv",
-    );
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::InvalidArgument,
-        "InvalidSubjectToken",
-    );
+    let req = q3(&s.app, &s.alice.creds);
+    assert_q3_refused(&s, &req, Code::InvalidArgument, "InvalidSubjectToken").await;
 
     // The caller's own bad signature stays UNAUTHENTICATED, without the subject mark.
-    let good = signed_get(
-        &s.app,
-        &session,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
+    let good = q3(&s.app, &session);
     let mut rs_creds = person(&s.app, "other-rs").await.creds;
     rs_creds.secret_access_key = Zeroizing::new("wrong".into());
     let st = assert_bad_signature(authorize_signed(&s.app.as_(&rs_creds), &good, Q3).await);
@@ -409,34 +349,21 @@ async fn a_bad_subject_token_is_told_apart_from_the_callers_own_failure() {
         })
         .await
         .unwrap();
-    assert_subject_error(
-        authorize_signed(&s.rs, &good, Q3).await,
-        Code::InvalidArgument,
-        "InvalidSubjectToken",
-    );
+    assert_q3_refused(&s, &good, Code::InvalidArgument, "InvalidSubjectToken").await;
 
     // Expired: the token's hour is over, the request itself is fresh.
     s.app.clock.advance(1);
     let late = session_of(&s.app, &s.alice).await;
     s.app.clock.advance(43_200);
-    let req = signed_get(&s.app, &late, &late.secret_access_key, "/reports/q3.csv");
-    assert_subject_error(
-        authorize_signed(&s.rs, &req, Q3).await,
-        Code::InvalidArgument,
-        "ExpiredSubjectToken",
-    );
+    let req = q3(&s.app, &late);
+    assert_q3_refused(&s, &req, Code::InvalidArgument, "ExpiredSubjectToken").await;
 }
 
 #[tokio::test]
 async fn a_signed_request_needs_its_service_and_a_token_that_agrees() {
     let s = setup().await;
     let session = session_of(&s.app, &s.alice).await;
-    let req = signed_get(
-        &s.app,
-        &session,
-        &session.secret_access_key,
-        "/reports/q3.csv",
-    );
+    let req = q3(&s.app, &session);
     let ask = |service: &str, token: &str| authz::AuthorizeRequest {
         session_token: token.into(),
         action: "s3:GetObject".into(),
@@ -509,11 +436,10 @@ async fn the_resource_kit_protects_an_axum_route() {
             (status, String::from_utf8_lossy(&text).into_owned())
         }
     };
-    let secret = session.secret_access_key.clone();
-    let (status, text) = send(signed_get(&s.app, &session, &secret, "/reports/q3.csv")).await;
+    let (status, text) = send(q3(&s.app, &session)).await;
     assert_eq!(status, http::StatusCode::OK, "{text}");
     assert_eq!(text, s.alice.caller.arn);
-    let (status, text) = send(signed_get(&s.app, &session, "wrong", "/reports/q3.csv")).await;
+    let (status, text) = send(q3_signed_with(&s.app, &session, "wrong")).await;
     assert_eq!(status, http::StatusCode::FORBIDDEN);
     assert!(text.starts_with("SignatureDoesNotMatch"), "{text}");
     // The resource server's own credentials failing is its problem, not the client's.
@@ -524,7 +450,7 @@ async fn the_resource_kit_protects_an_axum_route() {
         }),
         "s3",
     );
-    let req = signed_get(&s.app, &session, &secret, "/reports/q3.csv");
+    let req = q3(&s.app, &session);
     let mut b = http::Request::builder().uri(format!("{}?{}", req.path, req.query));
     for (n, v) in &req.headers {
         b = b.header(n, v);
