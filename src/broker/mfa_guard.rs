@@ -175,6 +175,7 @@ mod tests {
                     CodeVerdict::Accepted { step, drift: None }
                 }
             }),
+            audit: None,
         }
     }
 

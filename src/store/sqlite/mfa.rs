@@ -13,8 +13,8 @@
 use super::{SqliteStore, corrupt, from_ts, owner_sql, ts, unique, user_from_row};
 use crate::domain::store::MfaUnit;
 use crate::domain::{
-    AccountCounts, Assignment, CredentialRow, DeviceKind, LockoutState, MfaDevice, MfaStore, MfaTx,
-    Owner, OwnerRef, StoreError, Taken,
+    AccountCounts, Assignment, AuditEvent, CredentialRow, DeviceKind, LockoutState, MfaDevice,
+    MfaStore, MfaTx, Owner, OwnerRef, StoreError, Taken,
 };
 use crate::mfa::{Algorithm, Digits, Period, TotpParams};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -179,6 +179,10 @@ impl MfaTx for Tx<'_> {
 
     fn clear_failures(&mut self, owner: &OwnerRef) -> Result<(), StoreError> {
         clear_lockout(self.0, owner)
+    }
+
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        Ok(super::audit::insert(self.0, std::slice::from_ref(event))?)
     }
 }
 
@@ -455,6 +459,7 @@ mod tests {
             now: NOW,
             policy: LockoutPolicy::default(),
             check,
+            audit: None,
         }
     }
 
