@@ -477,4 +477,27 @@ pub(crate) mod tests {
         broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
         assert_eq!(broker.store.recent_audit(1000).unwrap().len(), 100);
     }
+
+    #[tokio::test]
+    async fn shutdown_writes_the_failed_authentications_of_the_unfinished_interval() {
+        let handle = started();
+        let broker = Arc::clone(handle.broker());
+        let failure = failed_auth::Failure {
+            source: None,
+            code: "InvalidClientTokenId",
+            reason: "unknown access key",
+            access_key_id: Some("AKIAZZZZZZZZZZZZZZZZ"),
+            principal: None,
+            action: "sts:GetCallerIdentity",
+        };
+        for _ in 0..7 {
+            let (due, _) = broker.failed_auth.record(&failure, broker.clock.now());
+            assert!(due.is_empty(), "the interval has not ended");
+        }
+        assert!(broker.store.recent_audit(10).unwrap().is_empty());
+        handle.shutdown().await;
+        let trail = broker.store.recent_audit(10).unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(trail[0].count, 7);
+    }
 }

@@ -516,6 +516,38 @@ mod tests {
     }
 
     #[test]
+    fn audit_rows_from_before_aggregation_read_as_single_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let c = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute(
+            "INSERT INTO audit (at, action, outcome) VALUES (1772323200, 'iam:ListUsers', 'success')",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let s = SqliteStore::open(&path).unwrap();
+        let old = s.recent_audit(10).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!((old[0].count, old[0].last_at), (1, None));
+        let aggregate = AuditEvent {
+            count: 5000,
+            last_at: Some(from_ts(1_772_323_259)),
+            ..AuditEvent::single(
+                from_ts(1_772_323_200),
+                "sts:GetCallerIdentity",
+                crate::domain::Outcome::Failure,
+            )
+        };
+        s.append_audit(std::slice::from_ref(&aggregate)).unwrap();
+        assert_eq!(s.recent_audit(1).unwrap(), [aggregate]);
+    }
+
+    #[test]
     fn garbage_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broker.db");
