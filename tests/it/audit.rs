@@ -145,6 +145,58 @@ async fn an_issuance_without_mfa_whose_record_cannot_be_written_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn an_assume_role_with_mfa_whose_record_cannot_be_written_issues_nothing() {
+    let app = spawn_app().await;
+    let alice = person(&app, "alice").await;
+    let (serial, seed) = enrolled(&app, &alice, "a-phone").await;
+    let account = &alice.caller.arn[13..25];
+    let trust = format!(
+        r#"{{"Version": "2012-10-17", "Statement": {{"Effect": "Allow",
+            "Principal": {{"AWS": "{account}"}}, "Action": "sts:AssumeRole",
+            "Condition": {{"Bool": {{"aws:MultiFactorAuthPresent": "true"}}}}}}}}"#
+    );
+    let role = app
+        .client
+        .iam()
+        .create_role(iam::CreateRoleRequest {
+            role_name: "admin".into(),
+            assume_role_policy_document: trust,
+            max_session_duration: None,
+            path: None,
+            description: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    let as_alice = app.as_(&alice.creds);
+    let code = totp_at_step(&seed, now_step(&app));
+    let req = sts::AssumeRoleRequest {
+        role_arn: role.arn.clone(),
+        role_session_name: "work".into(),
+        duration_seconds: None,
+        serial_number: Some(serial.clone()),
+        token_code: Some(code.clone()),
+        policy: None,
+    };
+    let conn = db(&app.data_dir());
+    break_audit(&conn);
+    let refused = as_alice.sts().assume_role(req.clone()).await;
+    assert_error(refused, Code::Internal, "ServiceFailure");
+    mend_audit(&conn);
+    let r = as_alice.sts().assume_role(req).await;
+    let r = r.expect("the unspent code is accepted");
+    let akid = r.into_inner().credentials.unwrap().access_key_id;
+    let trail = app.audit().await;
+    let named = format!("issued {akid} until ");
+    let record = trail.iter().find(|e| {
+        e.action == "sts:AssumeRole" && e.detail.as_deref().is_some_and(|d| d.starts_with(&named))
+    });
+    assert!(record.is_some(), "its issuance record: {trail:?}");
+}
+
 /// An `AKIA` key the broker has never issued.
 fn unknown_key() -> Credentials {
     Credentials {
