@@ -6,6 +6,7 @@
 //! Faults are injected with a trigger that refuses every insert into the audit table, created on
 //! a second connection to the broker's database: the broker's own connection sees it at once.
 
+use crate::foundation::create_key;
 use crate::helpers::*;
 use crate::mfa::{create_device, enable, enrolled, now_step, person};
 use std::collections::HashSet;
@@ -337,16 +338,7 @@ async fn serve(data: &Path) -> (tokio::process::Child, String) {
 /// previous and current step: its credentials, serial, seed and the step enabled at.
 async fn enrolled_user(root: &Client, name: &str) -> (Credentials, String, String, i64) {
     create_user(root, name).await.unwrap();
-    let k = root
-        .iam()
-        .create_access_key(iam::CreateAccessKeyRequest {
-            user_name: Some(name.into()),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_key
-        .unwrap();
+    let creds = create_key(root, Some(name)).await.unwrap();
     let d = create_device(root, &format!("{name}-phone")).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let s = step_of(now);
@@ -355,11 +347,6 @@ async fn enrolled_user(root: &Client, name: &str) -> (Credentials, String, Strin
     enable(root, name, &d.serial_number, &c1, &c2)
         .await
         .unwrap();
-    let creds = Credentials {
-        access_key_id: k.access_key_id,
-        secret_access_key: Zeroizing::new(k.secret_access_key),
-        session_token: None,
-    };
     (creds, d.serial_number, seed, s)
 }
 

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 const GCI: &str = "/sts.v1.SecurityTokenService/GetCallerIdentity";
 const CREATE_USER: &str = "/iam.v1.IamService/CreateUser";
 
-async fn create_key(c: &Client, user: Option<&str>) -> Result<Credentials, tonic::Status> {
+pub async fn create_key(c: &Client, user: Option<&str>) -> Result<Credentials, tonic::Status> {
     let req = iam::CreateAccessKeyRequest {
         user_name: user.map(str::to_owned),
     };
