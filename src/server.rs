@@ -248,7 +248,9 @@ pub async fn start(
         sessions,
     );
     let broker = Arc::clone(handle.broker());
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_failed_authentications(
+        broker.failed_authentication_counts(),
+    ));
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
     let auth = AuthLayer::new(
         Arc::clone(&broker),

@@ -159,6 +159,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (principal_kind, principal_id, name_lower)
     ) STRICT;
     "#,
+    // 5: aggregated audit records (failed authentications): how many events a row stands for,
+    // and when the last of them happened. Rows written before are single events.
+    r#"
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at INTEGER;
+    "#,
 ];
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
