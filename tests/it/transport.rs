@@ -527,3 +527,46 @@ async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_ou
     assert!(closed(&silent) > 0, "the broker shed silent connections");
     child.kill().await.unwrap();
 }
+
+/// Polls `/healthz` (a bounded number of times) until its answer contains `want`.
+async fn healthz_until(app: &TestApp, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = http_get(app.addr, "/healthz").await;
+        if last.contains(want) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("/healthz never answered `{want}`; last answer:\n{last}");
+}
+
+#[tokio::test]
+async fn healthz_answers_503_with_the_reason_while_the_store_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.limits.store_probe_interval = std::time::Duration::from_millis(20);
+    let app = start_with(dir, sts_broker::clock::ManualClock::at(T0), cfg).await;
+    let ok = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // From outside the broker: a trigger whose deferred foreign-key violation fails every COMMIT
+    // that rewrites the probe's row, as a full disk fails it.
+    let db = rusqlite::Connection::open(app.data_dir().join(sts_broker::datadir::DB_FILE)).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER poison AFTER UPDATE ON health BEGIN INSERT INTO child VALUES (1); END;",
+    )
+    .unwrap();
+    let down = healthz_until(&app, "FOREIGN KEY constraint failed").await;
+    assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+    assert!(down.contains("unhealthy: the store cannot write"), "{down}");
+    // The broker still answers calls that need no write.
+    good_call(&app).await;
+
+    db.execute_batch("DROP TRIGGER poison").unwrap();
+    let up = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(up.starts_with("HTTP/1.1 200"), "{up}");
+}

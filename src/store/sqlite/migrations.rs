@@ -159,7 +159,19 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (principal_kind, principal_id, name_lower)
     ) STRICT;
     "#,
+    HEALTH,
 ];
+
+/// The write-health probe's row (`health.rs`): one row the broker rewrites every few seconds to
+/// learn whether the store can still commit. Kept apart so it can move to the end of the ladder
+/// when other migrations land before it.
+const HEALTH: &str = r#"
+    CREATE TABLE health (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at INTEGER NOT NULL
+    ) STRICT;
+    "#;
+
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)

@@ -12,6 +12,7 @@
 //! `rusqlite` is named in this module and nowhere else: its errors become
 //! [`StoreError::Backend`] here.
 
+mod health;
 mod mfa;
 pub mod migrations;
 mod policies;
@@ -250,6 +251,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 const USER_COLS: &str = "id, name, path, created_at";
 
 impl Store for SqliteStore {
+    fn probe_write(&self, at: OffsetDateTime) -> Result<(), StoreError> {
+        health::probe_write(self, at)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()?
