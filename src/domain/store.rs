@@ -332,6 +332,11 @@ pub trait Store: MfaStore + SessionStore + PolicyStore + Send + Sync + 'static {
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// The newest `limit` audit records, newest first.
     fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The write-health probe: a tiny durable write in its own transaction (the time of the
+    /// probe, in one row). `Ok` only once it has committed, so an error means the store cannot
+    /// write now (disk full, read-only file, failed COMMIT).
+    fn probe_write(&self, at: OffsetDateTime) -> Result<(), StoreError>;
 }
 
 /// IAM's rules over any [`Store`]: the operations the broker calls where a rule applies.

@@ -5,16 +5,23 @@
 //!    the key or session token behind it) and refuses the call before reading any of its body;
 //! 2. reads the body under two bounds, the size of one message ([`BodyLimits::max_message_bytes`])
 //!    and a budget of request bytes buffered across all calls ([`BodyLimits::budget_bytes`]);
-//! 3. checks the signature over the message bytes exactly as sent ([`Broker::confirm`]);
+//!    a gzip-compressed message (`grpc-encoding: gzip`, gRPC's "Compression" document) is
+//!    inflated under the same two bounds, so a compression bomb stops at the limit;
+//! 3. checks the signature over the message bytes as sent, after removing any compression
+//!    ([`Broker::confirm`]);
 //! 4. hands the call on with an [`Authenticated`] in its extensions, which
-//!    `Services::begin` takes.
+//!    `Services::begin` takes, and the plain message in one uncompressed frame.
+//!
+//! A request in any other encoding is refused from its headers with `UNIMPLEMENTED`, and every
+//! answer names the encodings accepted in `grpc-accept-encoding`. Every failed gRPC answer that
+//! passes through here, whoever wrote it, carries an `ErrorInfo` ([`super::status::ensure_error_info`]).
 //!
 //! A refusal at 1 or 3 is answered here with its status and counted in `/metrics`; the broker
 //! has audited it. A call that authenticated but never reached its handler (its message does not
 //! decode, see [`super::codec`]) is audited and counted here too. Health and reflection are not
 //! signed and pass through untouched.
 
-use super::status::to_status;
+use super::status::{NOT_IMPLEMENTED, ensure_error_info, to_status, with_reason};
 use crate::broker::{Broker, Caller, SignedCall, actions};
 use crate::error::{AwsCode, BrokerError};
 use crate::metrics::Metrics;
@@ -35,6 +42,47 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// The gRPC message prefix: 1 byte compressed flag, 4 bytes big-endian length.
 const PREFIX: usize = 5;
+
+/// The request encodings accepted, as `grpc-accept-encoding` lists them.
+pub const ACCEPTED_ENCODINGS: &str = "identity,gzip";
+
+/// How a request's messages are compressed (its `grpc-encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+/// The request's encoding, or the `UNIMPLEMENTED` answer for one the broker does not accept.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, tonic::Status> {
+    let mut values = headers.get_all("grpc-encoding").iter();
+    let (value, extra) = (values.next(), values.next());
+    let name = match (value, extra) {
+        (None, _) => return Ok(Encoding::Identity),
+        (Some(v), None) => v.to_str().unwrap_or_default(),
+        (Some(_), Some(_)) => "",
+    };
+    match name {
+        "identity" => Ok(Encoding::Identity),
+        "gzip" => Ok(Encoding::Gzip),
+        other => {
+            // The name is the caller's text: quoted only when short and printable.
+            let shown = if other.len() <= 32 && other.bytes().all(|b| b.is_ascii_graphic()) {
+                format!("`{other}`")
+            } else {
+                "this encoding".to_owned()
+            };
+            Err(with_reason(
+                tonic::Code::Unimplemented,
+                NOT_IMPLEMENTED,
+                format!(
+                    "the request is compressed with {shown}, which the broker does not accept; \
+                     grpc-encoding must be one of: {ACCEPTED_ENCODINGS}"
+                ),
+            ))
+        }
+    }
+}
 
 /// The bounds on request bodies.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +169,13 @@ fn too_large(max: usize) -> BrokerError {
     )
 }
 
+fn inflates_too_large(max: usize) -> BrokerError {
+    BrokerError::new(
+        AwsCode::LimitExceeded,
+        format!("the request message inflates to more than the limit of {max} bytes"),
+    )
+}
+
 fn over_budget() -> BrokerError {
     BrokerError::new(
         AwsCode::Throttling,
@@ -173,6 +228,57 @@ impl AuthLayer {
         Ok((buf.freeze(), held))
     }
 
+    /// The plain message of a gzip-compressed frame, in an uncompressed frame of its own:
+    /// inflated at most to the message limit (one byte more shows it is over), each inflated
+    /// byte counted against the budget in `held` before it is kept. `Ok(None)` when `frame` is
+    /// not one compressed message or does not inflate: its signature cannot match then.
+    fn inflate(
+        &self,
+        frame: &[u8],
+        held: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<Option<Bytes>, BrokerError> {
+        use std::io::Read;
+        let max = self.limits.max_message_bytes;
+        let Some((&1, rest)) = frame.split_first() else {
+            return Ok(None);
+        };
+        let Some((len, compressed)) = rest.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
+        if usize::try_from(u32::from_be_bytes(*len)).ok() != Some(compressed.len()) {
+            return Ok(None);
+        }
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        let mut reader = flate2::read::GzDecoder::new(compressed).take(limit);
+        let mut plain = BytesMut::new();
+        plain.extend_from_slice(&[0; PREFIX]);
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => return Ok(None),
+            };
+            if plain.len() - PREFIX + n > max {
+                return Err(inflates_too_large(max));
+            }
+            let count = u32::try_from(n).map_err(|_| inflates_too_large(max))?;
+            let permit = Arc::clone(&self.budget)
+                .try_acquire_many_owned(count)
+                .map_err(|_| over_budget())?;
+            match held.as_mut() {
+                Some(h) => h.merge(permit),
+                None => *held = Some(permit),
+            }
+            plain.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        let len = u32::try_from(plain.len() - PREFIX).map_err(|_| inflates_too_large(max))?;
+        if let Some(prefix) = plain.get_mut(1..PREFIX) {
+            prefix.copy_from_slice(&len.to_be_bytes());
+        }
+        Ok(Some(plain.freeze()))
+    }
+
     fn refuse(&self, action: &str, e: &BrokerError) -> Response {
         self.metrics.count(action, e.code.as_str());
         to_status(e).into_http::<Body>()
@@ -182,12 +288,42 @@ impl AuthLayer {
 /// What a call to a path that names no RPC is counted and audited as.
 pub const UNKNOWN_ACTION: &str = "unknown";
 
-/// The middleware.
+/// The middleware: authenticates signed calls ([`authenticate_signed`]) and gives every failed
+/// gRPC answer its `ErrorInfo`.
 pub async fn authenticate(State(layer): State<AuthLayer>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if !is_grpc(req.headers()) || actions::ServiceScope::of_path(path).is_none() {
+    if !is_grpc(req.headers()) {
         return next.run(req).await;
     }
+    let signed = actions::ServiceScope::of_path(req.uri().path()).is_some();
+    let mut response = if signed {
+        authenticate_signed(&layer, req, next).await
+    } else {
+        next.run(req).await
+    };
+    if signed {
+        response.headers_mut().insert(
+            "grpc-accept-encoding",
+            http::HeaderValue::from_static(ACCEPTED_ENCODINGS),
+        );
+    }
+    with_error_info(response)
+}
+
+/// `response` with an `ErrorInfo` on its failed status, in its headers or in its trailers.
+fn with_error_info(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    ensure_error_info(&mut parts.headers);
+    let body = body.map_frame(|frame| match frame.into_trailers() {
+        Ok(mut trailers) => {
+            ensure_error_info(&mut trailers);
+            http_body::Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    });
+    Response::from_parts(parts, Body::new(body))
+}
+
+async fn authenticate_signed(layer: &AuthLayer, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     // A path that names no RPC is counted and audited under one fixed word: the path is the
@@ -219,19 +355,35 @@ pub async fn authenticate(State(layer): State<AuthLayer>, req: Request, next: Ne
         source: peer(&parts.extensions),
         action: &action,
     };
+    let encoding = match encoding(&parts.headers) {
+        Ok(e) => e,
+        Err(status) => {
+            layer.metrics.count(&action, NOT_IMPLEMENTED);
+            return status.into_http::<Body>();
+        }
+    };
     let identified = match layer.broker.identify(&call).await {
         Ok(i) => i,
         Err(e) => return layer.refuse(&action, &e),
     };
-    let (bytes, _held) = match layer.read_body(body).await {
+    let (mut bytes, mut held) = match layer.read_body(body).await {
         Ok(read) => read,
         Err(e) => return layer.refuse(&action, &e),
     };
+    if encoding == Encoding::Gzip && bytes.first() == Some(&1) {
+        match layer.inflate(&bytes, &mut held) {
+            Ok(Some(plain)) => bytes = plain,
+            Ok(None) => {}
+            Err(e) => return layer.refuse(&action, &e),
+        }
+    }
     let payload_sha256 = crate::sigv4::unary_message(&bytes).map(|m| Sha256::digest(m).into());
     let caller = match layer.broker.confirm(identified, payload_sha256).await {
         Ok(c) => c,
         Err(e) => return layer.refuse(&action, &e),
     };
+    // tonic receives the plain message: one uncompressed frame, no encoding to undo.
+    parts.headers.remove("grpc-encoding");
     let taken = Arc::new(AtomicBool::new(false));
     parts.extensions.insert(Authenticated {
         caller: caller.clone(),

@@ -54,16 +54,15 @@ fn now(app: &TestApp) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(sts_broker::clock::Clock::unix(&app.clock)).unwrap()
 }
 
-/// Sends `sent` to `path`, signed by `creds` as if the message were `signed`.
-async fn raw_call(
+/// The signature headers of `creds` for a call to `path` whose message is `signed`.
+fn sign_for(
     app: &TestApp,
     creds: &Credentials,
-    path: &'static str,
+    path: &str,
     signed: &[u8],
-    sent: Vec<u8>,
-) -> Result<Vec<u8>, tonic::Status> {
+) -> sts_broker::sigv4::SignedHeaders {
     let host = app.addr.to_string();
-    let headers = sign_grpc(&GrpcSignParams {
+    sign_grpc(&GrpcSignParams {
         access_key_id: &creds.access_key_id,
         secret_access_key: creds.secret_access_key.as_bytes(),
         session_token: creds.session_token.as_deref(),
@@ -78,7 +77,18 @@ async fn raw_call(
         payload: Payload::Bytes(signed),
         time: now(app),
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Sends `sent` to `path`, signed by `creds` as if the message were `signed`.
+async fn raw_call(
+    app: &TestApp,
+    creds: &Credentials,
+    path: &'static str,
+    signed: &[u8],
+    sent: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let headers = sign_for(app, creds, path, signed);
     let mut req = tonic::Request::new(sent);
     let md = req.metadata_mut();
     md.insert(
@@ -262,6 +272,164 @@ async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving()
     good_call(&app).await;
 }
 
+fn create_user_message(name: &str) -> Vec<u8> {
+    prost::Message::encode_to_vec(&sts_broker::proto::iam::v1::CreateUserRequest {
+        user_name: name.into(),
+        path: None,
+    })
+}
+
+/// `message` gzip-compressed.
+fn gzip(message: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(message).unwrap();
+    gz.finish().unwrap()
+}
+
+/// One gRPC frame: the compressed flag, the length, the bytes.
+fn frame(compressed: bool, bytes: &[u8]) -> Vec<u8> {
+    let mut f = vec![u8::from(compressed)];
+    f.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
+    f.extend_from_slice(bytes);
+    f
+}
+
+/// A root-signed `CreateUser` whose body is `body` as it is, with `grpc-encoding: encoding`,
+/// signed as if its message were `signed`, on a bare HTTP/2 connection. Returns the response's
+/// headers and its status (from the headers of a trailers-only answer, else the trailers).
+async fn h2_create_user(
+    app: &TestApp,
+    encoding: &str,
+    signed: &[u8],
+    body: Vec<u8>,
+) -> (http::HeaderMap, tonic::Status) {
+    let headers = sign_for(app, &app.root, CREATE_USER, signed);
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::post(format!("http://{}{CREATE_USER}", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", encoding)
+        .header("authorization", headers.authorization.as_str())
+        .header("x-amz-date", headers.x_amz_date.as_str())
+        .body(())
+        .unwrap();
+    let (response, mut stream) = client.send_request(req, false).unwrap();
+    stream.send_data(body.into(), true).unwrap();
+    let (parts, mut body) = response.await.unwrap().into_parts();
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+        return (parts.headers, status);
+    }
+    while let Some(data) = body.data().await {
+        let data = data.unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    let status = tonic::Status::from_header_map(&trailers).expect("a status in the trailers");
+    (parts.headers, status)
+}
+
+fn failed(status: tonic::Status) -> Result<(), tonic::Status> {
+    if status.code() == Code::Ok {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+#[tokio::test]
+async fn a_gzip_message_is_signed_over_its_plain_bytes() {
+    let app = spawn_app().await;
+    let plain = create_user_message("gus");
+    let compressed = gzip(&plain);
+
+    let (_, s) = h2_create_user(&app, "gzip", &compressed, frame(true, &compressed)).await;
+    assert_error(failed(s), Code::Unauthenticated, "SignatureDoesNotMatch");
+    no_users(&app).await;
+
+    let (headers, s) = h2_create_user(&app, "gzip", &plain, frame(true, &compressed)).await;
+    assert_eq!(s.code(), Code::Ok, "{s:?}");
+    assert_eq!(headers["grpc-accept-encoding"], "identity,gzip");
+
+    // The client does the same: it signs the plain message, then compresses it.
+    let gz = app.client.with_gzip();
+    let req = sts_broker::proto::iam::v1::CreateUserRequest {
+        user_name: "ida".into(),
+        path: None,
+    };
+    gz.iam().create_user(req).await.unwrap();
+    let listed = app
+        .client
+        .iam()
+        .list_users(sts_broker::proto::iam::v1::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = listed.users.iter().map(|u| u.user_name.as_str()).collect();
+    assert_eq!(names, ["gus", "ida"]);
+}
+
+#[tokio::test]
+async fn a_compression_bomb_is_refused_at_the_limit_and_the_broker_keeps_serving() {
+    let app = spawn_app().await;
+    // 8 MiB of one byte: eight times the message limit, a few KiB compressed.
+    let bomb = gzip(&vec![b'a'; 8 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+    println!("before the bomb: {}", rss());
+    for _ in 0..4 {
+        let (_, s) = h2_create_user(&app, "gzip", b"", frame(true, &bomb)).await;
+        let s = assert_error(failed(s), Code::ResourceExhausted, "LimitExceeded");
+        assert!(s.message().contains("inflates"), "{}", s.message());
+    }
+    good_call(&app).await;
+    println!("after the bomb: {}", rss());
+    // A gzip stream that is not gzip cannot be hashed: its signature cannot match.
+    let (_, s) = h2_create_user(&app, "gzip", b"junk", frame(true, b"junk")).await;
+    assert_error(failed(s), Code::Unauthenticated, "SignatureDoesNotMatch");
+    no_users(&app).await;
+}
+
+#[tokio::test]
+async fn an_encoding_other_than_gzip_is_unimplemented_and_says_what_is_accepted() {
+    let app = spawn_app().await;
+    let plain = create_user_message("bob");
+    let (headers, s) = h2_create_user(&app, "br", &plain, frame(true, &plain)).await;
+    let s = assert_error(failed(s), Code::Unimplemented, "NotImplemented");
+    assert!(s.message().contains("`br`"), "{}", s.message());
+    assert!(s.message().contains("identity,gzip"), "{}", s.message());
+    assert_eq!(headers["grpc-accept-encoding"], "identity,gzip");
+    no_users(&app).await;
+}
+
+#[tokio::test]
+async fn statuses_tonic_writes_carry_error_info_too() {
+    let app = spawn_app().await;
+    // A signed call to a method the service does not have: tonic answers it.
+    let path = "/iam.v1.IamService/NoSuchMethod";
+    let r = raw_call(&app, &app.root, path, b"", Vec::new()).await;
+    assert_error(r, Code::Unimplemented, "NotImplemented");
+    // An unsigned service the broker does not serve at all.
+    let r = raw_call(&app, &app.root, "/nope.v1.Nope/Nothing", b"", Vec::new()).await;
+    assert_error(r, Code::Unimplemented, "NotImplemented");
+    // The health service's own refusal.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Endpoint::from_shared(app.endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await;
+    assert_error(r, Code::NotFound, "NoSuchEntity");
+}
+
 /// Opens `n` TCP connections that never send a byte.
 fn silent_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
     (0..n)
@@ -358,4 +526,47 @@ async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_ou
     root_identity(&c).await;
     assert!(closed(&silent) > 0, "the broker shed silent connections");
     child.kill().await.unwrap();
+}
+
+/// Polls `/healthz` (a bounded number of times) until its answer contains `want`.
+async fn healthz_until(app: &TestApp, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = http_get(app.addr, "/healthz").await;
+        if last.contains(want) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("/healthz never answered `{want}`; last answer:\n{last}");
+}
+
+#[tokio::test]
+async fn healthz_answers_503_with_the_reason_while_the_store_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.limits.store_probe_interval = std::time::Duration::from_millis(20);
+    let app = start_with(dir, sts_broker::clock::ManualClock::at(T0), cfg).await;
+    let ok = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // From outside the broker: a trigger whose deferred foreign-key violation fails every COMMIT
+    // that rewrites the probe's row, as a full disk fails it.
+    let db = rusqlite::Connection::open(app.data_dir().join(sts_broker::datadir::DB_FILE)).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER poison AFTER UPDATE ON health BEGIN INSERT INTO child VALUES (1); END;",
+    )
+    .unwrap();
+    let down = healthz_until(&app, "FOREIGN KEY constraint failed").await;
+    assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+    assert!(down.contains("unhealthy: the store cannot write"), "{down}");
+    // The broker still answers calls that need no write.
+    good_call(&app).await;
+
+    db.execute_batch("DROP TRIGGER poison").unwrap();
+    let up = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(up.starts_with("HTTP/1.1 200"), "{up}");
 }

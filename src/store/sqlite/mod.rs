@@ -13,6 +13,7 @@
 //! [`StoreError::Backend`] here.
 
 mod audit;
+mod health;
 mod mfa;
 pub mod migrations;
 mod policies;
@@ -251,6 +252,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 const USER_COLS: &str = "id, name, path, created_at";
 
 impl Store for SqliteStore {
+    fn probe_write(&self, at: OffsetDateTime) -> Result<(), StoreError> {
+        health::probe_write(self, at)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()?
