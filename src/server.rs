@@ -57,6 +57,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Request bytes buffered at once across every call, before their signature is checked.
     pub buffered_request_budget: usize,
+    /// The part of that budget the calls of one principal may hold at once (`grpc/budget.rs`).
+    pub buffered_request_share: usize,
     /// How often the store is asked for a tiny write, whose outcome `/healthz` reports.
     pub store_probe_interval: Duration,
 }
@@ -81,6 +83,7 @@ impl Default for Limits {
             max_message_bytes: 1024 * 1024,
             max_response_bytes: 1024 * 1024,
             buffered_request_budget: 64 * 1024 * 1024,
+            buffered_request_share: 8 * 1024 * 1024,
             store_probe_interval: Duration::from_secs(5),
         }
     }
@@ -274,6 +277,7 @@ pub async fn start(
         BodyLimits {
             max_message_bytes: config.limits.max_message_bytes,
             budget_bytes: config.limits.buffered_request_budget,
+            principal_share_bytes: config.limits.buffered_request_share,
         },
     );
     let limits = &config.limits;

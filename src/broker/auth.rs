@@ -56,6 +56,14 @@ impl std::fmt::Debug for Identified<'_> {
     }
 }
 
+impl Identified<'_> {
+    /// The principal the headers name (not yet proven: the signature over the body is still to
+    /// be checked). The transport uses it to share the request-byte budget out fairly.
+    pub fn claimed_arn(&self) -> &str {
+        &self.caller.arn
+    }
+}
+
 /// A failed authentication, with the detail that goes to the audit trail only.
 struct Refusal {
     error: BrokerError,

@@ -4,7 +4,8 @@
 //! 1. checks what the headers carry ([`Broker::identify`]: signature syntax, scope, clock window,
 //!    the key or session token behind it) and refuses the call before reading any of its body;
 //! 2. reads the body under two bounds, the size of one message ([`BodyLimits::max_message_bytes`])
-//!    and a budget of request bytes buffered across all calls ([`BodyLimits::budget_bytes`]);
+//!    and a budget of request bytes buffered across all calls, of which one principal may hold a
+//!    share (`budget.rs`);
 //!    a gzip-compressed message (`grpc-encoding: gzip`, gRPC's "Compression" document) is
 //!    inflated under the same two bounds, so a compression bomb stops at the limit;
 //! 3. checks the signature over the message bytes as sent, after removing any compression
@@ -21,6 +22,7 @@
 //! decode, see [`super::codec`]) is audited and counted here too. Health and reflection are not
 //! signed and pass through untouched.
 
+use super::budget::{Budget, Hold};
 use super::status::{NOT_IMPLEMENTED, ensure_error_info, to_status, with_reason};
 use crate::broker::{Broker, Caller, SignedCall, actions};
 use crate::error::{AwsCode, BrokerError};
@@ -37,7 +39,6 @@ use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// The gRPC message prefix: 1 byte compressed flag, 4 bytes big-endian length.
@@ -91,6 +92,9 @@ pub struct BodyLimits {
     pub max_message_bytes: usize,
     /// Request bytes that may be buffered at once, across all calls and connections.
     pub budget_bytes: usize,
+    /// The part of `budget_bytes` that the calls of one principal (by the ARN their headers
+    /// claim) may hold at once (`budget.rs`).
+    pub principal_share_bytes: usize,
 }
 
 /// The middleware's state.
@@ -99,14 +103,12 @@ pub struct AuthLayer {
     broker: Arc<Broker>,
     metrics: Arc<Metrics>,
     limits: BodyLimits,
-    budget: Arc<Semaphore>,
+    budget: Arc<Budget>,
 }
 
 impl AuthLayer {
     pub fn new(broker: Arc<Broker>, metrics: Arc<Metrics>, limits: BodyLimits) -> Self {
-        let budget = Arc::new(Semaphore::new(
-            limits.budget_bytes.min(Semaphore::MAX_PERMITS),
-        ));
+        let budget = Budget::new(limits.budget_bytes, limits.principal_share_bytes);
         Self {
             broker,
             metrics,
@@ -176,25 +178,14 @@ fn inflates_too_large(max: usize) -> BrokerError {
     )
 }
 
-fn over_budget() -> BrokerError {
-    BrokerError::new(
-        AwsCode::Throttling,
-        "Rate exceeded: too many request bytes in flight; retry shortly",
-    )
-}
-
 impl AuthLayer {
     /// Reads a unary call's body: at most one message's worth of bytes, each byte counted
-    /// against the global budget while the call lasts. Stops early once the body cannot be one
+    /// against the budget (`budget.rs`) while the call lasts. Stops early once the body cannot be one
     /// message (its signature will not match).
-    async fn read_body(
-        &self,
-        body: Body,
-    ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BrokerError> {
+    async fn read_body(&self, body: Body, hold: &mut Hold) -> Result<Bytes, BrokerError> {
         let max = self.limits.max_message_bytes;
         let mut body = body;
         let mut buf = BytesMut::new();
-        let mut held: Option<OwnedSemaphorePermit> = None;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 BrokerError::new(AwsCode::ValidationError, format!("request body: {e}"))
@@ -207,14 +198,7 @@ impl AuthLayer {
             }
             // SECURITY: bytes are counted before they are kept, and a call over budget is
             // refused at once instead of waiting, so a flood cannot queue memory either.
-            let n = u32::try_from(data.len()).map_err(|_| too_large(max))?;
-            let permit = Arc::clone(&self.budget)
-                .try_acquire_many_owned(n)
-                .map_err(|_| over_budget())?;
-            match held.as_mut() {
-                Some(h) => h.merge(permit),
-                None => held = Some(permit),
-            }
+            hold.take(data.len())?;
             buf.extend_from_slice(&data);
             if let Some(len) = declared_len(&buf) {
                 if len > max {
@@ -225,18 +209,14 @@ impl AuthLayer {
                 }
             }
         }
-        Ok((buf.freeze(), held))
+        Ok(buf.freeze())
     }
 
     /// The plain message of a gzip-compressed frame, in an uncompressed frame of its own:
     /// inflated at most to the message limit (one byte more shows it is over), each inflated
     /// byte counted against the budget in `held` before it is kept. `Ok(None)` when `frame` is
     /// not one compressed message or does not inflate: its signature cannot match then.
-    fn inflate(
-        &self,
-        frame: &[u8],
-        held: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<Option<Bytes>, BrokerError> {
+    fn inflate(&self, frame: &[u8], hold: &mut Hold) -> Result<Option<Bytes>, BrokerError> {
         use std::io::Read;
         let max = self.limits.max_message_bytes;
         let Some((&1, rest)) = frame.split_first() else {
@@ -262,14 +242,7 @@ impl AuthLayer {
             if plain.len() - PREFIX + n > max {
                 return Err(inflates_too_large(max));
             }
-            let count = u32::try_from(n).map_err(|_| inflates_too_large(max))?;
-            let permit = Arc::clone(&self.budget)
-                .try_acquire_many_owned(count)
-                .map_err(|_| over_budget())?;
-            match held.as_mut() {
-                Some(h) => h.merge(permit),
-                None => *held = Some(permit),
-            }
+            hold.take(n)?;
             plain.extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
         let len = u32::try_from(plain.len() - PREFIX).map_err(|_| inflates_too_large(max))?;
@@ -366,12 +339,13 @@ async fn authenticate_signed(layer: &AuthLayer, req: Request, next: Next) -> Res
         Ok(i) => i,
         Err(e) => return layer.refuse(&action, &e),
     };
-    let (mut bytes, mut held) = match layer.read_body(body).await {
+    let mut hold = layer.budget.hold(identified.claimed_arn());
+    let mut bytes = match layer.read_body(body, &mut hold).await {
         Ok(read) => read,
         Err(e) => return layer.refuse(&action, &e),
     };
     if encoding == Encoding::Gzip && bytes.first() == Some(&1) {
-        match layer.inflate(&bytes, &mut held) {
+        match layer.inflate(&bytes, &mut hold) {
             Ok(Some(plain)) => bytes = plain,
             Ok(None) => {}
             Err(e) => return layer.refuse(&action, &e),

@@ -262,6 +262,88 @@ async fn unauthenticated_bodies_are_refused_before_they_are_buffered() {
     println!("after the flood: {}", rss());
 }
 
+/// One h2c connection opening `streams` calls that carry root's valid signature headers (for an
+/// empty message) and announce a message of `message` bytes, all of which they send, without
+/// ending the stream: the broker has to hold each body until it ends or is refused. Resolves
+/// once `answers` of them have been answered, with how many were refused as `Throttling`; the
+/// others stay open until the connection is dropped.
+async fn known_key_flood(
+    app: &TestApp,
+    streams: usize,
+    message: usize,
+    answers: usize,
+) -> (usize, h2::client::SendRequest<bytes::Bytes>) {
+    let headers = sign_for(app, &app.root, CREATE_USER, &[]);
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut responses = tokio::task::JoinSet::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let req = http::Request::post(format!("http://{}{CREATE_USER}", app.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", headers.authorization.as_str())
+            .header("x-amz-date", headers.x_amz_date.as_str())
+            .body(())
+            .unwrap();
+        let (response, mut body) = client.send_request(req, false).unwrap();
+        let mut data = vec![0u8];
+        data.extend_from_slice(&u32::try_from(message - 5).unwrap().to_be_bytes());
+        data.resize(message, 7);
+        body.reserve_capacity(message);
+        body.send_data(bytes::Bytes::from(data), false).unwrap();
+        responses.spawn(async move {
+            let status = match response.await {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned(),
+                Err(e) => format!("reset: {e}"),
+            };
+            drop(body);
+            status
+        });
+    }
+    let mut throttled = 0;
+    for _ in 0..answers {
+        let status = responses.join_next().await.unwrap().unwrap();
+        assert!(
+            status == "8",
+            "a call refused while its body is held is RESOURCE_EXHAUSTED/Throttling, not {status}"
+        );
+        throttled += 1;
+    }
+    responses.detach_all();
+    (throttled, client)
+}
+
+#[tokio::test]
+async fn a_known_key_holding_request_bytes_crowds_out_only_its_own_principal() {
+    let app = spawn_app().await;
+    let alice = {
+        let root = app.as_(&app.root);
+        create_user(&root, "alice").await.unwrap();
+        crate::foundation::create_key(&root, Some("alice"))
+            .await
+            .unwrap()
+    };
+    println!("before the flood: {}", rss());
+    // 72 calls of 1 MiB each, as root: more than the whole 64 MiB budget. Root's share is
+    // 8 MiB, so at most 8 of them can be held and at least 64 are refused.
+    let flood = known_key_flood(&app, 72, 1024 * 1024, 64);
+    let (throttled, _held) = tokio::time::timeout(std::time::Duration::from_secs(60), flood)
+        .await
+        .expect("the calls over root's share are refused, not held until the call limit");
+    assert_eq!(throttled, 64);
+    println!("while root's share is held: {}", rss());
+    // Another principal is served meanwhile: root's calls hold at most root's share.
+    let id = caller_identity(&app.as_(&alice)).await.unwrap();
+    assert!(id.arn.ends_with(":user/alice"), "{}", id.arn);
+}
+
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving() {
     let app = spawn_app().await;
