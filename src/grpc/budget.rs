@@ -132,44 +132,48 @@ mod tests {
         matches!(r, Err(e) if e.code == AwsCode::Throttling)
     }
 
+    /// A budget of `global` bytes with shares of `share`, and one empty hold per principal named.
+    fn holds(global: usize, share: usize, principals: &[&str]) -> (Arc<Budget>, Vec<Hold>) {
+        let budget = Budget::new(global, share);
+        let holds = principals.iter().map(|p| budget.hold(p)).collect();
+        (budget, holds)
+    }
+
     #[test]
     fn one_principal_cannot_take_more_than_its_share_and_others_still_can() {
-        let budget = Budget::new(100, 40);
-        let mut a1 = budget.hold("arn:a");
-        let mut a2 = budget.hold("arn:a");
-        a1.take(30).unwrap();
+        let (budget, mut h) = holds(100, 40, &["arn:a", "arn:a", "arn:b"]);
+        h[0].take(30).unwrap();
         assert!(
-            throttled(a2.take(11)),
+            throttled(h[1].take(11)),
             "a's second call would exceed a's share"
         );
-        a2.take(10).unwrap();
-        let mut b = budget.hold("arn:b");
-        b.take(40).unwrap();
-        drop(a1);
-        a2.take(30).unwrap();
+        h[1].take(10).unwrap();
+        h[2].take(40).unwrap();
+        drop(h.remove(0)); // a's first call ends: its 30 bytes come back
+        h[0].take(30).unwrap();
         assert_eq!(budget.lock().get("arn:a"), Some(&40));
     }
 
     #[test]
     fn the_global_budget_bounds_all_principals_together() {
-        let budget = Budget::new(50, 40);
-        let mut a = budget.hold("arn:a");
-        let mut b = budget.hold("arn:b");
-        a.take(40).unwrap();
-        assert!(throttled(b.take(20)), "only 10 bytes are left globally");
-        b.take(10).unwrap();
-        drop((a, b));
+        let (budget, mut h) = holds(50, 40, &["arn:a", "arn:b"]);
+        h[0].take(40).unwrap();
+        assert!(throttled(h[1].take(20)), "only 10 bytes are left globally");
+        h[1].take(10).unwrap();
+        drop(h);
         assert!(budget.lock().is_empty(), "every share is given back");
         assert_eq!(budget.global.available_permits(), 50);
     }
 
     #[test]
     fn a_refused_take_keeps_nothing() {
-        let budget = Budget::new(10, 40);
-        let mut a = budget.hold("arn:a");
-        assert!(throttled(a.take(11)));
-        drop(a);
-        assert!(budget.lock().is_empty());
+        let (budget, mut h) = holds(10, 40, &["arn:a"]);
+        assert!(throttled(h[0].take(11)), "over the global budget");
+        assert!(
+            budget.lock().is_empty(),
+            "the share taken first is given back at once"
+        );
+        drop(h);
         assert_eq!(budget.global.available_permits(), 10);
     }
 }

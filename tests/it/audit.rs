@@ -305,33 +305,7 @@ async fn failed_authentications_are_written_when_their_interval_ends() {
 
 /// `sts-broker serve` on `data`, with the endpoint it printed.
 async fn serve(data: &Path) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sts-broker"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let endpoint = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(at) = line.find("serving on http://") {
-                let url = &line[at + "serving on ".len()..];
-                return url.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the broker ended without saying where it listens");
-    })
-    .await
-    .expect("the broker starts");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, endpoint)
+    serve_process(serve_command(data)).await
 }
 
 /// User `name` with a key and a virtual device enabled with the codes of the wall clock's

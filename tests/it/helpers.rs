@@ -302,3 +302,41 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// The command that runs `sts-broker serve` on `data` on a free loopback port.
+pub fn serve_command(data: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sts-broker"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"]);
+    cmd
+}
+
+/// Starts `cmd` (a `serve`, perhaps behind a shell) and returns it with the endpoint it printed;
+/// its log is read on and dropped so that it never blocks on a full pipe.
+pub async fn serve_process(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let endpoint = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("serving on http://") {
+                let url = &line[at + "serving on ".len()..];
+                return url.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the broker ended without saying where it listens");
+    })
+    .await
+    .expect("the broker starts");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, endpoint)
+}

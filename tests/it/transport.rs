@@ -202,6 +202,19 @@ async fn root_identity(c: &sts_broker::client::Client) {
     assert!(id.arn.ends_with(":root"));
 }
 
+/// The `grpc-status` a trailers-only answer carries, "none" without one, or the reset.
+async fn grpc_status(response: h2::client::ResponseFuture) -> String {
+    match response.await {
+        Ok(r) => r
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned(),
+        Err(e) => format!("reset: {e}"),
+    }
+}
+
 /// One h2c connection opening `streams` unauthenticated calls, each sending `chunk` bytes of
 /// DATA without ending its stream. Returns the gRPC statuses the broker answered with.
 async fn unauthenticated_flood(
@@ -228,16 +241,7 @@ async fn unauthenticated_flood(
     }
     let mut statuses = Vec::new();
     for (response, _body) in pending {
-        let status = match response.await {
-            Ok(r) => r
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("none")
-                .to_owned(),
-            Err(e) => format!("reset: {e}"),
-        };
-        statuses.push(status);
+        statuses.push(grpc_status(response).await);
     }
     statuses
 }
@@ -294,15 +298,7 @@ async fn known_key_flood(
         body.reserve_capacity(message);
         body.send_data(bytes::Bytes::from(data), false).unwrap();
         responses.spawn(async move {
-            let status = match response.await {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("none")
-                    .to_owned(),
-                Err(e) => format!("reset: {e}"),
-            };
+            let status = grpc_status(response).await;
             drop(body);
             status
         });
@@ -569,7 +565,6 @@ async fn silent_connections_cannot_keep_a_client_out() {
 
 #[tokio::test]
 async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_out() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let script = format!(
@@ -577,25 +572,9 @@ async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_ou
         env!("CARGO_BIN_EXE_sts-broker"),
         data.display()
     );
-    let mut child = tokio::process::Command::new("sh")
-        .args(["-c", &script])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut endpoint = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(at) = line.find("serving on http://") {
-            let url = &line[at + "serving on ".len()..];
-            endpoint = Some(url.split_whitespace().next().unwrap().to_owned());
-            break;
-        }
-    }
-    let endpoint = endpoint.expect("the broker says where it listens");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.args(["-c", &script]);
+    let (mut child, endpoint) = serve_process(cmd).await;
     let addr: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
 
     let silent = tokio::task::spawn_blocking(move || silent_connections(addr, 300))

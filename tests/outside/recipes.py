@@ -113,6 +113,15 @@ class GoodClient(threading.Thread):
         return s + (f" ({'; '.join(self.errors)})" if self.errors else "")
 
 
+def run_threads(n: int, target, args_of, join_timeout: float) -> None:
+    """Runs N threads of TARGET (thread i gets ARGS_OF(i)) and waits for them, each at most JOIN_TIMEOUT."""
+    threads = [threading.Thread(target=target, args=args_of(i)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_timeout)
+
+
 def start_broker(binary: str, work: str, name: str, extra_args: list[str] | None = None) -> bh.Broker:
     data = os.path.join(work, name)
     b = bh.Broker(binary, data, work)
@@ -223,13 +232,8 @@ def recipe_1(binary: str, work: str, connections: int, seconds: float, signed: b
         good.start()
         tally = {"opened": 0, "answered": 0, "statuses": {}}
         lock = threading.Lock()
-        threads = [threading.Thread(target=flood_connection,
-                                    args=(b.port, seconds, 256, 1 << 20, extra, tally, lock))
-                   for _ in range(connections)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(seconds + 10)
+        run_threads(connections, flood_connection,
+                    lambda _: (b.port, seconds, 256, 1 << 20, extra, tally, lock), seconds + 10)
         good.stop_flag.set()
         good.join(10)
         sampler.stop_flag.set()
@@ -343,12 +347,8 @@ def recipe_3(binary: str, work: str, seconds: float) -> None:
             good = GoodClient(b, creds, pause=0.05)
             good.start()
             out: dict = {}
-            ts = [threading.Thread(target=simulate_loop, args=(b, creds, req, seconds, out, str(i)))
-                  for i in range(2)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join(seconds + 60)
+            run_threads(2, simulate_loop, lambda i: (b, creds, req, seconds, out, str(i)),
+                        seconds + 60)
             good.stop_flag.set()
             good.join(10)
             calls = sum(v[0] for v in out.values())
