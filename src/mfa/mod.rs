@@ -38,3 +38,14 @@ pub use totp::{
     Algorithm, Digits, Match, Period, Resync, TotpCode, TotpError, TotpParams, code_at, hotp,
     match_window, resync, step_for, verify,
 };
+
+/// Asserts that every message starts with a lowercase letter, as the Rust API guidelines ask of
+/// error messages (C-GOOD-ERR): callers print them after a colon.
+#[cfg(test)]
+#[track_caller]
+fn assert_lowercase_messages<E: std::fmt::Display>(errors: impl IntoIterator<Item = E>) {
+    for e in errors {
+        let m = e.to_string();
+        assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
+    }
+}
