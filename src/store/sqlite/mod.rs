@@ -225,6 +225,19 @@ impl SqliteStore {
         Ok(self.conn()?.query_row(sql, params, read).optional()?)
     }
 
+    /// Every row `sql` selects with `params`, as `read` reads each.
+    pub(super) fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(params, read)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The `cols` of the row of `table` named `name`, as `read` reads them. IAM names are unique
     /// without regard to case (AWS IAM User Guide, "IAM identifiers"), so the lookup is on the
     /// `name_lower` column.

@@ -70,13 +70,12 @@ impl PolicyStore for SqliteStore {
     }
 
     fn group_members(&self, group_id: &str) -> Result<Vec<User>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT u.id, u.name, u.path, u.created_at FROM group_members m JOIN users u ON u.id = m.user_id
              WHERE m.group_id = ?1 ORDER BY u.name_lower",
-        )?;
-        let rows = stmt.query_map([group_id], |r| user_from_row(r, 0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [group_id],
+            |r| user_from_row(r, 0),
+        )
     }
 
     fn add_user_to_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError> {
@@ -157,13 +156,14 @@ impl PolicyStore for SqliteStore {
         only_attached: bool,
         path_prefix: &str,
     ) -> Result<Vec<ManagedPolicy>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {POLICY_COLS} FROM managed_policies p
-             WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
-        ))?;
-        let rows = stmt.query_map([path_prefix], policy_from_row)?;
-        let all: Vec<ManagedPolicy> = rows.collect::<Result<_, _>>()?;
+        let all = self.rows(
+            &format!(
+                "SELECT {POLICY_COLS} FROM managed_policies p
+                 WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
+            ),
+            [path_prefix],
+            policy_from_row,
+        )?;
         Ok(all
             .into_iter()
             .filter(|p| !only_attached || p.attachment_count > 0)
@@ -205,15 +205,12 @@ impl PolicyStore for SqliteStore {
         kind: PrincipalKind,
         principal_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT p.name, p.arn FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
              WHERE a.principal_kind = ?1 AND a.principal_id = ?2 ORDER BY p.name_lower",
-        )?;
-        let rows = stmt.query_map([kind.as_str(), principal_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [kind.as_str(), principal_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn put_inline_policy(

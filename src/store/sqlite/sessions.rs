@@ -30,22 +30,21 @@ fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
 
 impl SessionStore for SqliteStore {
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT kid, public_key, private_blob, created_at, retired_at, publish_until
              FROM signing_keys ORDER BY created_at DESC, rowid DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SigningKeyRecord {
-                kid: r.get(0)?,
-                public_key: r.get(1)?,
-                private_blob: r.get(2)?,
-                created: from_ts(r.get(3)?),
-                retired: r.get::<_, Option<i64>>(4)?.map(from_ts),
-                publish_until: r.get::<_, Option<i64>>(5)?.map(from_ts),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [],
+            |r| {
+                Ok(SigningKeyRecord {
+                    kid: r.get(0)?,
+                    public_key: r.get(1)?,
+                    private_blob: r.get(2)?,
+                    created: from_ts(r.get(3)?),
+                    retired: r.get::<_, Option<i64>>(4)?.map(from_ts),
+                    publish_until: r.get::<_, Option<i64>>(5)?.map(from_ts),
+                })
+            },
+        )
     }
 
     fn rotate_signing_key(
@@ -98,11 +97,11 @@ impl SessionStore for SqliteStore {
     }
 
     fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare("SELECT principal_arn, revoked_before FROM session_revocations")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.rows(
+            "SELECT principal_arn, revoked_before FROM session_revocations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn set_revocation(&self, principal_arn: &str, revoked_before: i64) -> Result<(), StoreError> {
