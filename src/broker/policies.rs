@@ -317,12 +317,11 @@ impl Broker {
     pub async fn create_group(
         &self,
         caller: &Caller,
-        input: CreateGroup,
-    ) -> Result<(Group, String), BrokerError> {
-        let CreateGroup {
+        CreateGroup {
             group_name: name,
             path,
-        } = input;
+        }: CreateGroup,
+    ) -> Result<(Group, String), BrokerError> {
         let resource = self.arn(PrincipalKind::Group, &path, name.as_str());
         self.authorize(caller, Rpc::CreateGroup, &resource).await?;
         let arn = resource.into_arn();
