@@ -39,8 +39,9 @@ pub use totp::{
     match_window, resync, step_for, verify,
 };
 
-/// Asserts that every message starts with a lowercase letter, as the Rust API guidelines ask of
-/// error messages (C-GOOD-ERR): callers print them after a colon.
+/// Asserts that every message starts with a lowercase letter: the standard library's
+/// `std::error::Error` documentation asks for "concise lowercase sentences", as callers print them
+/// after a colon.
 #[cfg(test)]
 #[track_caller]
 fn assert_lowercase_messages<E: std::fmt::Display>(errors: impl IntoIterator<Item = E>) {
