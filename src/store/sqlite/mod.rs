@@ -71,6 +71,18 @@ pub(super) fn id_of(
         .ok_or_else(|| StoreError::NotFound(missing()))
 }
 
+/// Every row `sql` selects with `params`, as `read` reads each.
+pub(super) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, read)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A `COUNT(*)` as the contract's unsigned count.
 pub(super) fn count(conn: &Connection, sql: &str, id: &str) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(sql, [id], |r| r.get(0))?;
@@ -223,19 +235,6 @@ impl SqliteStore {
         read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Option<T>, StoreError> {
         Ok(self.conn()?.query_row(sql, params, read).optional()?)
-    }
-
-    /// Every row `sql` selects with `params`, as `read` reads each.
-    pub(super) fn rows<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map(params, read)?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The `cols` of the row of `table` named `name`, as `read` reads them. IAM names are unique

@@ -1,7 +1,7 @@
 //! SQLite implementation of [`PolicyStore`]: groups, managed and inline policies, attachments.
 
 use super::{
-    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, touched, ts, unique,
+    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, rows, touched, ts, unique,
     user_from_row,
 };
 use crate::domain::{
@@ -70,7 +70,8 @@ impl PolicyStore for SqliteStore {
     }
 
     fn group_members(&self, group_id: &str) -> Result<Vec<User>, StoreError> {
-        self.rows(
+        rows(
+            &*self.conn()?,
             "SELECT u.id, u.name, u.path, u.created_at FROM group_members m JOIN users u ON u.id = m.user_id
              WHERE m.group_id = ?1 ORDER BY u.name_lower",
             [group_id],
@@ -156,7 +157,8 @@ impl PolicyStore for SqliteStore {
         only_attached: bool,
         path_prefix: &str,
     ) -> Result<Vec<ManagedPolicy>, StoreError> {
-        let all = self.rows(
+        let all = rows(
+            &*self.conn()?,
             &format!(
                 "SELECT {POLICY_COLS} FROM managed_policies p
                  WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
@@ -205,7 +207,8 @@ impl PolicyStore for SqliteStore {
         kind: PrincipalKind,
         principal_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.rows(
+        rows(
+            &*self.conn()?,
             "SELECT p.name, p.arn FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
              WHERE a.principal_kind = ?1 AND a.principal_id = ?2 ORDER BY p.name_lower",
             [kind.as_str(), principal_id],

@@ -2,7 +2,7 @@
 
 use super::policies::principal_policies;
 use super::{
-    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, touched, ts, unique,
+    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, rows, touched, ts, unique,
     user_from_row,
 };
 use crate::domain::{
@@ -30,7 +30,8 @@ fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
 
 impl SessionStore for SqliteStore {
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        self.rows(
+        rows(
+            &*self.conn()?,
             "SELECT kid, public_key, private_blob, created_at, retired_at, publish_until
              FROM signing_keys ORDER BY created_at DESC, rowid DESC",
             [],
@@ -97,7 +98,8 @@ impl SessionStore for SqliteStore {
     }
 
     fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.rows(
+        rows(
+            &*self.conn()?,
             "SELECT principal_arn, revoked_before FROM session_revocations",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
