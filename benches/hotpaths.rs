@@ -203,6 +203,7 @@ fn accepting_check(owner: OwnerRef, serial: &str, policy: LockoutPolicy, step: u
         now: 1_780_000_000,
         policy,
         check: Box::new(move |_| CodeVerdict::Accepted { step, drift: None }),
+        audit: None,
     }
 }
 

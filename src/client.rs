@@ -4,6 +4,8 @@
 //! add it: the layer reads the unary call's body, hashes the protobuf message inside its
 //! length-prefixed frame (the bytes the broker hashes, see `sigv4::unary_message`), and adds
 //! `authorization`, `x-amz-date` and, with temporary credentials, `x-amz-security-token`.
+//! With [`Signer::with_gzip`] it then sends the message gzip-compressed (`grpc-encoding: gzip`);
+//! the signature stays over the plain message, which is what the broker hashes after inflating.
 //! [`Client`] is a connected channel with that layer on top.
 
 use crate::clock::{SharedClock, SystemClock};
@@ -62,6 +64,7 @@ pub struct Signer {
     region: String,
     host: String,
     clock: SharedClock,
+    gzip: bool,
 }
 
 impl fmt::Debug for Signer {
@@ -70,6 +73,7 @@ impl fmt::Debug for Signer {
             .field("credentials", &self.credentials)
             .field("region", &self.region)
             .field("host", &self.host)
+            .field("gzip", &self.gzip)
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +87,14 @@ impl Signer {
             region: region.to_owned(),
             host: host.to_owned(),
             clock: Arc::new(SystemClock),
+            gzip: false,
         }
+    }
+
+    /// The same signer sending each message gzip-compressed after signing it.
+    #[must_use]
+    pub fn with_gzip(self) -> Self {
+        Self { gzip: true, ..self }
     }
 
     /// The same signer dating its signatures by `clock`.
@@ -139,6 +150,22 @@ fn insert(headers: &mut http::HeaderMap, signed: &SignedHeaders) -> Result<(), C
         headers.insert(sigv4::HEADER_X_AMZ_SECURITY_TOKEN, value(t)?);
     }
     Ok(())
+}
+
+/// One gRPC frame holding `message` gzip-compressed (compressed flag 1).
+fn gzip_frame(message: &[u8]) -> Result<bytes::Bytes, ClientError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| ClientError::Sign(format!("cannot compress the message: {e}"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(message).map_err(fail)?;
+    let compressed = gz.finish().map_err(fail)?;
+    let len = u32::try_from(compressed.len())
+        .map_err(|_| ClientError::Sign("the compressed message is over 4 GiB".into()))?;
+    let mut frame = Vec::with_capacity(5 + compressed.len());
+    frame.push(1);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&compressed);
+    Ok(frame.into())
 }
 
 /// A tower layer that signs each unary gRPC call with SigV4 ([`SigV4Service`]).
@@ -199,6 +226,14 @@ where
             })?;
             let signed = signer.sign(parts.uri.path(), message)?;
             insert(&mut parts.headers, &signed)?;
+            let frame = if signer.gzip {
+                parts
+                    .headers
+                    .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+                gzip_frame(message)?
+            } else {
+                frame
+            };
             let req = http::Request::from_parts(parts, Body::new(http_body_util::Full::new(frame)));
             inner.call(req).await.map_err(Into::into)
         })
@@ -254,6 +289,15 @@ impl Client {
         Self {
             channel: self.channel.clone(),
             signer: self.signer.clone().with_credentials(credentials),
+        }
+    }
+
+    /// The same connection sending its requests gzip-compressed (signed over the plain message).
+    #[must_use]
+    pub fn with_gzip(&self) -> Self {
+        Self {
+            channel: self.channel.clone(),
+            signer: self.signer.clone().with_gzip(),
         }
     }
 
@@ -381,6 +425,26 @@ mod tests {
             .unwrap();
             assert_eq!(by_hash, want);
         }
+    }
+
+    #[tokio::test]
+    async fn with_gzip_the_message_is_signed_plain_and_sent_compressed() {
+        use std::io::Read;
+        let message = b"\x0a\x05alice";
+        let (headers, body) = through(signer(None).with_gzip(), request(frame(message)))
+            .await
+            .unwrap();
+        assert_eq!(headers["grpc-encoding"], "gzip");
+        let want = signer(None).sign(PATH, message).unwrap();
+        assert_eq!(headers["authorization"], want.authorization.as_str());
+        assert_eq!(body[0], 1, "the compressed flag is set");
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap());
+        assert_eq!(len as usize, body.len() - 5);
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&body[5..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, message);
     }
 
     #[tokio::test]

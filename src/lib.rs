@@ -18,6 +18,7 @@ pub mod datadir;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod ids;
 pub mod listener;
 pub mod metrics;

@@ -351,11 +351,13 @@ impl Shared {
                     match tokio::time::timeout(timeout, call).await {
                         Ok(Ok(response)) => Ok::<_, std::convert::Infallible>(response),
                         Ok(Err(never)) => match never {},
-                        Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                            "the call did not finish within {} s",
-                            timeout.as_secs()
-                        ))
-                        .into_http()),
+                        Err(_) => {
+                            let code = tonic::Code::DeadlineExceeded;
+                            let reason = crate::grpc::status::reason_for(code);
+                            let message =
+                                format!("the call did not finish within {} s", timeout.as_secs());
+                            Ok(crate::grpc::status::with_reason(code, reason, message).into_http())
+                        }
                     }
                 }
             })

@@ -57,6 +57,10 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Request bytes buffered at once across every call, before their signature is checked.
     pub buffered_request_budget: usize,
+    /// The part of that budget the calls of one principal may hold at once (`grpc/budget.rs`).
+    pub buffered_request_share: usize,
+    /// How often the store is asked for a tiny write, whose outcome `/healthz` reports.
+    pub store_probe_interval: Duration,
 }
 
 impl Default for Limits {
@@ -79,6 +83,8 @@ impl Default for Limits {
             max_message_bytes: 1024 * 1024,
             max_response_bytes: 1024 * 1024,
             buffered_request_budget: 64 * 1024 * 1024,
+            buffered_request_share: 8 * 1024 * 1024,
+            store_probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -167,6 +173,7 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     handle: BrokerHandle,
+    _probe: crate::health::ProbeTask,
     /// Released when the server is dropped, after it has stopped.
     _data_dir: datadir::DirLock,
 }
@@ -207,8 +214,15 @@ fn valid_region(r: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `/healthz`: 200 `ok` while the store can write, else 503 with the reason.
+fn healthz(health: &crate::health::WriteHealth) -> (http::StatusCode, String) {
+    match health.check() {
+        Ok(()) => (http::StatusCode::OK, "ok\n".into()),
+        Err(reason) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        ),
+    }
 }
 
 /// Opens the data dir, binds, and starts serving in the background. `signal` ends the server
@@ -239,6 +253,11 @@ pub async fn start(
     };
     let mut settings = BrokerSettings::new(config.region.clone());
     settings.tls = config.tls.is_some();
+    let write_health = Arc::new(crate::health::WriteHealth::new(
+        config.limits.store_probe_interval,
+    ));
+    let probe =
+        crate::health::start_probe(Arc::clone(&store), clock.clone(), Arc::clone(&write_health));
     let handle = Broker::start(
         store,
         opened.master,
@@ -248,7 +267,9 @@ pub async fn start(
         sessions,
     );
     let broker = Arc::clone(handle.broker());
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_failed_authentications(
+        broker.failed_authentication_counts(),
+    ));
     let services = Services::new(Arc::clone(&broker), Arc::clone(&metrics));
     let auth = AuthLayer::new(
         Arc::clone(&broker),
@@ -256,6 +277,7 @@ pub async fn start(
         BodyLimits {
             max_message_bytes: config.limits.max_message_bytes,
             budget_bytes: config.limits.buffered_request_budget,
+            principal_share_bytes: config.limits.buffered_request_share,
         },
     );
     let limits = &config.limits;
@@ -304,7 +326,13 @@ pub async fn start(
     let jwks_broker = Arc::clone(&broker);
     let router = routes
         .into_axum_router()
-        .route("/healthz", get(healthz))
+        .route(
+            "/healthz",
+            get(move || {
+                let h = Arc::clone(&write_health);
+                async move { healthz(&h) }
+            }),
+        )
         .route(
             "/.well-known/jwks.json",
             get(move || {
@@ -357,6 +385,7 @@ pub async fn start(
         shutdown: Some(tx),
         task,
         handle,
+        _probe: probe,
         _data_dir: opened.lock,
     })
 }

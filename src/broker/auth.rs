@@ -5,11 +5,13 @@
 //!
 //! Every failure is audited with what went wrong (unknown key, inactive key, bad signature, clock
 //! skew), while the caller sees only AWS's code and wording. Signatures and secrets are never
-//! logged or audited.
+//! logged or audited. Failures reach the audit trail aggregated per source, reason, key id and
+//! action per interval (`failed_auth.rs`), so unauthenticated callers cannot grow it at will.
 
 use super::actions::ServiceScope;
+use super::failed_auth::Failure;
 use super::{Broker, Caller, Principal, access_key_binding};
-use crate::domain::{AuditEvent, Outcome, Owner};
+use crate::domain::Owner;
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, AccessKeyId, KeyStatus};
 use crate::sigv4::{self, HeaderSource, IncomingRequest, SigV4Error};
@@ -51,6 +53,14 @@ impl std::fmt::Debug for Identified<'_> {
             .field("caller", &self.caller.arn)
             .field("action", &self.action)
             .finish_non_exhaustive()
+    }
+}
+
+impl Identified<'_> {
+    /// The principal the headers name (not yet proven: the signature over the body is still to
+    /// be checked). The transport uses it to share the request-byte budget out fairly.
+    pub fn claimed_arn(&self) -> &str {
+        &self.caller.arn
     }
 }
 
@@ -154,27 +164,30 @@ impl Broker {
         }
     }
 
-    /// Logs and audits a refusal, and gives the error the caller sees.
+    /// Counts a refusal for the audit trail (aggregated, see `failed_auth.rs`) and `/metrics`,
+    /// logs the first of its group in each interval, and gives the error the caller sees.
     async fn refused(&self, action: &str, source: Option<SocketAddr>, r: Refusal) -> BrokerError {
-        tracing::info!(
+        let failure = Failure {
+            source: source.map(|s| s.ip()),
+            code: r.error.code.as_str(),
+            reason: r.detail,
+            access_key_id: r.access_key_id.as_deref(),
+            principal: r.principal.as_deref(),
             action,
-            access_key_id = r.access_key_id.as_deref().unwrap_or("-"),
-            code = r.error.code.as_str(),
-            reason = r.detail,
-            "authentication refused"
-        );
-        self.audit
-            .record(AuditEvent {
-                at: self.clock.now(),
-                principal: r.principal,
-                access_key_id: r.access_key_id,
-                action: action.to_owned(),
-                source: source.map(|s| s.to_string()),
-                outcome: Outcome::Failure,
-                error_code: Some(r.error.code.as_str().to_owned()),
-                detail: Some(r.detail.to_owned()),
-            })
-            .await;
+        };
+        let (due, opened) = self.failed_auth.record(&failure, self.clock.now());
+        if opened {
+            tracing::info!(
+                action,
+                access_key_id = r.access_key_id.as_deref().unwrap_or("-"),
+                code = r.error.code.as_str(),
+                reason = r.detail,
+                "authentication refused (alike refusals this interval are counted, not logged)"
+            );
+        }
+        for event in due {
+            self.audit.record(event).await;
+        }
         r.error
     }
 

@@ -6,7 +6,8 @@
 //! trail says which. Seeds are decrypted only inside the store's transaction, for one check.
 //!
 //! The verifier's checks go to the replay guard's group-commit writer ([`super::mfa_guard`]), which
-//! answers each only after the transaction recording it has committed.
+//! answers each only after the transaction recording it has committed. The check's audit record
+//! (the refusal, or what the call issues on acceptance) is written in that same transaction.
 
 use super::actions::{Resource, ResourceKind, Rpc};
 use super::input::{
@@ -16,8 +17,8 @@ use super::input::{
 use super::{Broker, Caller, Principal};
 use crate::crypto::{Binding, MasterKey};
 use crate::domain::{
-    BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaCheck, MfaDevice, Owner, OwnerRef,
-    StoreRules,
+    AuditEvent, BindOutcome, CodeVerdict, DeviceKind, MfaAttempt, MfaAudit, MfaCheck, MfaDevice,
+    Owner, OwnerRef, StoreRules,
 };
 use crate::error::{AwsCode, BrokerError};
 use crate::ids::{self, MfaSerial, TokenCode, UserName};
@@ -398,6 +399,8 @@ impl Broker {
 
     /// The MFA verifier: checks `code` from the device `serial` for `caller`, under the throttling
     /// gate, the window and the replay guard, and records the outcome durably before answering.
+    /// A refusal's audit record is written in the same transaction; an acceptance writes none
+    /// (the use cases that issue something use [`Broker::verify_mfa_recording`]).
     pub async fn verify_mfa(
         &self,
         caller: &Caller,
@@ -405,13 +408,28 @@ impl Broker {
         code: &TokenCode,
         rpc: Rpc,
     ) -> Result<MfaProof, BrokerError> {
+        self.verify_mfa_recording(caller, serial, code, rpc, self.clock.now(), None)
+            .await
+    }
+
+    /// [`Broker::verify_mfa`] at `now`, writing `on_accept` (the record of what the call issues)
+    /// in the transaction that consumes the code. When this returns `Ok`, that record is on
+    /// stable storage; if it could not be written, this fails and the code is still unspent.
+    pub(super) async fn verify_mfa_recording(
+        &self,
+        caller: &Caller,
+        serial: &MfaSerial,
+        code: &TokenCode,
+        rpc: Rpc,
+        now: OffsetDateTime,
+        on_accept: Option<AuditEvent>,
+    ) -> Result<MfaProof, BrokerError> {
         let action = rpc.action();
         let Some(owner) = Self::owner_ref(&caller.principal) else {
             return Err(mfa_failed());
         };
         let master = Arc::clone(&self.master);
         let code = code.clone();
-        let now = self.clock.now();
         let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         let window = self.settings.mfa_window;
         let check: Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send> = Box::new(move |d| {
@@ -428,6 +446,8 @@ impl Broker {
                 totp::Match::NoMatch => CodeVerdict::NoMatch,
             }
         });
+        // The refusal's detail (`mfa refused: <reason>`) is filled in by the store's rules.
+        let on_refusal = self.caller_event(caller, action, Err(&mfa_failed()), None);
         let attempt = self
             .mfa_guard
             .authenticate(MfaCheck {
@@ -436,6 +456,10 @@ impl Broker {
                 now: now.unix_timestamp(),
                 policy: self.settings.lockout,
                 check,
+                audit: Some(MfaAudit {
+                    on_accept,
+                    on_refusal,
+                }),
             })
             .await?;
         match attempt {
@@ -447,13 +471,6 @@ impl Broker {
                 if reason == crate::domain::MfaRefusal::Undecryptable {
                     tracing::error!(%serial, "an MFA seed does not decrypt: damaged or moved row");
                 }
-                self.audit_caller(
-                    caller,
-                    action,
-                    Err(&mfa_failed()),
-                    Some(format!("mfa refused: {}", reason.as_str())),
-                )
-                .await;
                 Err(mfa_failed())
             }
         }

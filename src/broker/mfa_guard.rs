@@ -3,14 +3,20 @@
 //! Why: every MFA check at GetSessionToken/AssumeRole records its outcome (the time step it
 //! consumed, or a failure for the throttling counter) in a durable transaction before the caller
 //! gets an answer, so that no credential leaves before its guard is on disk and a code can never be
-//! used twice, not even across a crash. The store runs `synchronous=FULL`, so every COMMIT is an
+//! used twice, not even across a crash. The same transaction holds the call's audit record
+//! ([`MfaCheck::audit`](crate::domain::MfaCheck::audit)): the issuance record, naming the
+//! credential already minted for the call, on acceptance, or the refusal with its reason. So a
+//! credential never leaves without its record either, and if the record cannot be written the
+//! check fails, its savepoint is rolled back, and the code is still unspent for a retry.
+//!
+//! The store runs `synchronous=FULL`, so every COMMIT is an
 //! fsync (about 300 µs on the reference machine); with one transaction per check, issuance was
 //! bounded at about one credential per fsync (1,579 GetSessionToken/s measured).
 //!
 //! How: checks go over a channel to one thread that takes everything queued, up to [`MAX_BATCH`]
 //! requests, and hands it to [`mfa_authenticate_batch`]: the checks run one after another
 //! in one `BEGIN IMMEDIATE` transaction, each in its own savepoint (an SQL error fails that request
-//! alone), with exactly the logic of a single check, then one COMMIT pays one fsync for the whole
+//! alone), with exactly the logic of a single check (its audit record included), then one COMMIT pays one fsync for the whole
 //! batch. Only after that COMMIT returns is any request answered; if it fails, every request of the
 //! batch gets an error and none is accepted. So each guard is still durable before its credential
 //! leaves, and the batch behaves exactly as the same checks one by one in arrival order: a code used
@@ -175,6 +181,7 @@ mod tests {
                     CodeVerdict::Accepted { step, drift: None }
                 }
             }),
+            audit: None,
         }
     }
 

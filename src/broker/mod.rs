@@ -5,14 +5,15 @@
 //! the MFA checks of GetSessionToken/AssumeRole, which two batch writers ([`audit`],
 //! [`mfa_guard`], both built on `writer.rs`) commit in groups on their own threads.
 //!
-//! Lifecycle: [`Broker::start`] starts both writers and returns a [`BrokerHandle`] that owns their
-//! threads; [`BrokerHandle::shutdown`] is the one way to stop them (the server and the CLI both
-//! use it).
+//! Lifecycle: [`Broker::start`] starts both writers (and the ticker that writes aggregated failed
+//! authentications, `failed_auth.rs`) and returns a [`BrokerHandle`] that owns them;
+//! [`BrokerHandle::shutdown`] is the one way to stop them (the server and the CLI both use it).
 
 pub mod actions;
 pub mod audit;
 mod auth;
 mod cache;
+pub mod failed_auth;
 mod iam;
 pub mod input;
 mod mfa;
@@ -118,6 +119,22 @@ pub struct Caller {
     pub session: Option<SessionInfo>,
 }
 
+/// Once a second, by the broker's clock: writes the failed-authentication rows of an interval
+/// that has ended (see `failed_auth.rs`). Ends when the broker is gone.
+async fn failed_auth_ticker(broker: std::sync::Weak<Broker>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        for event in broker.failed_auth.take_due(broker.clock.now()) {
+            broker.audit.record(event).await;
+        }
+    }
+}
+
 /// The broker.
 pub struct Broker {
     store: Arc<dyn Store>,
@@ -126,6 +143,7 @@ pub struct Broker {
     account: AccountId,
     settings: BrokerSettings,
     audit: AuditSink,
+    failed_auth: failed_auth::FailedAuth,
     mfa_guard: MfaGuard,
     sessions: SessionKeys,
     policy_cache: policies::PolicyCache,
@@ -149,6 +167,8 @@ pub struct BrokerHandle {
     broker: Arc<Broker>,
     audit_thread: writer::WriterThread,
     mfa_guard_thread: writer::WriterThread,
+    /// Writes the failed-authentication rows of each interval once it has ended.
+    failed_auth_ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl BrokerHandle {
@@ -157,12 +177,19 @@ impl BrokerHandle {
     }
 
     /// Stops the broker's writers, once no call is in flight: answers every queued MFA check
-    /// (after its commit), then commits the audit trail, and waits for both threads to end.
-    /// Later MFA checks fail and later audit events are not recorded.
+    /// (after its commit), then writes the failed authentications counted so far and commits the
+    /// audit trail, and waits for both threads to end. Later MFA checks fail and later audit
+    /// events are not recorded.
     pub async fn shutdown(self) {
         // The replay guard first: its callers' outcomes are audited, the audit trail last.
         self.broker.mfa_guard.close().await;
         self.mfa_guard_thread.join().await;
+        if let Some(ticker) = self.failed_auth_ticker {
+            ticker.abort();
+        }
+        for event in self.broker.failed_auth.drain() {
+            self.broker.audit.record(event).await;
+        }
         self.broker.audit.close().await;
         self.audit_thread.join().await;
     }
@@ -187,16 +214,26 @@ impl Broker {
             account,
             settings,
             audit,
+            failed_auth: failed_auth::FailedAuth::default(),
             mfa_guard,
             sessions,
             policy_cache: policies::PolicyCache::default(),
             identities: cache::IdentityCache::default(),
         });
+        let failed_auth_ticker = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|rt| rt.spawn(failed_auth_ticker(Arc::downgrade(&broker))));
         BrokerHandle {
             broker,
             audit_thread,
             mfa_guard_thread,
+            failed_auth_ticker,
         }
+    }
+
+    /// The failed-authentication counters, for `/metrics`.
+    pub fn failed_authentication_counts(&self) -> Arc<crate::metrics::FailureCounts> {
+        self.failed_auth.counts()
     }
 
     pub fn account(&self) -> &AccountId {
@@ -211,8 +248,12 @@ impl Broker {
         &self.clock
     }
 
-    /// Waits until every audit event recorded so far is committed.
+    /// Waits until every audit event recorded so far is committed, the failed authentications
+    /// counted so far included (this ends their interval early).
     pub async fn flush_audit(&self) {
+        for event in self.failed_auth.drain() {
+            self.audit.record(event).await;
+        }
         self.audit.flush().await;
     }
 
@@ -276,22 +317,30 @@ impl Broker {
         result: Result<(), &BrokerError>,
         detail: Option<String>,
     ) {
+        let event = self.caller_event(caller, action, result, detail);
+        self.audit.record(event).await;
+    }
+
+    /// The audit record of an event about `caller`, now.
+    pub(super) fn caller_event(
+        &self,
+        caller: &Caller,
+        action: &str,
+        result: Result<(), &BrokerError>,
+        detail: Option<String>,
+    ) -> AuditEvent {
         let (outcome, code) = match result {
             Ok(()) => (Outcome::Success, None),
             Err(e) => (Outcome::Failure, Some(e.code.as_str().to_owned())),
         };
-        self.audit
-            .record(AuditEvent {
-                at: self.clock.now(),
-                principal: Some(caller.arn.clone()),
-                access_key_id: Some(caller.access_key_id.to_string()),
-                action: action.to_owned(),
-                source: caller.source.map(|s| s.to_string()),
-                outcome,
-                error_code: code,
-                detail,
-            })
-            .await;
+        AuditEvent {
+            principal: Some(caller.arn.clone()),
+            access_key_id: Some(caller.access_key_id.to_string()),
+            source: caller.source.map(|s| s.to_string()),
+            error_code: code,
+            detail,
+            ..AuditEvent::single(self.clock.now(), action, outcome)
+        }
     }
 
     /// A request a door refused before calling a use case, as the answer to give. A refused
@@ -418,6 +467,7 @@ pub(crate) mod tests {
                 step: 1,
                 drift: None,
             }),
+            audit: None,
         };
         let after = broker.mfa_guard.authenticate(check).await;
         assert!(
@@ -426,5 +476,28 @@ pub(crate) mod tests {
         );
         broker.audit_call(&root, "iam:ListUsers", Ok(())).await;
         assert_eq!(broker.store.recent_audit(1000).unwrap().len(), 100);
+    }
+
+    #[tokio::test]
+    async fn shutdown_writes_the_failed_authentications_of_the_unfinished_interval() {
+        let handle = started();
+        let broker = Arc::clone(handle.broker());
+        let failure = failed_auth::Failure {
+            source: None,
+            code: "InvalidClientTokenId",
+            reason: "unknown access key",
+            access_key_id: Some("AKIAZZZZZZZZZZZZZZZZ"),
+            principal: None,
+            action: "sts:GetCallerIdentity",
+        };
+        for _ in 0..7 {
+            let (due, _) = broker.failed_auth.record(&failure, broker.clock.now());
+            assert!(due.is_empty(), "the interval has not ended");
+        }
+        assert!(broker.store.recent_audit(10).unwrap().is_empty());
+        handle.shutdown().await;
+        let trail = broker.store.recent_audit(10).unwrap();
+        assert_eq!(trail.len(), 1, "{trail:?}");
+        assert_eq!(trail[0].count, 7);
     }
 }

@@ -232,6 +232,8 @@ impl Broker {
                 outcome: Outcome::Success,
                 error_code: None,
                 detail: Some(detail),
+                count: 1,
+                last_at: None,
             })
             .await;
         self.audit.flush().await;

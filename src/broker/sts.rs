@@ -17,9 +17,9 @@ use crate::credentials::{
     self, KeyRing, SESSION_KEY_LEN, SessionClaims, SessionKind, TokenError, Validation,
 };
 use crate::crypto::{Binding, MasterKey};
-use crate::domain::{Role, Store, StoreRules, User};
+use crate::domain::{AuditEvent, Role, Store, StoreRules, User};
 use crate::error::{AwsCode, BrokerError};
-use crate::ids::{self, AccessKeyId, IamPath, RoleName, SessionDuration};
+use crate::ids::{self, AccessKeyId, IamPath, MfaSerial, RoleName, SessionDuration, TokenCode};
 use crate::policy::{self, Context, PolicyDocument, PolicyKind, PrincipalInfo};
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -259,21 +259,21 @@ impl Broker {
         })
     }
 
-    async fn audit_issuance(
+    /// The audit record of credentials issued to `caller` by `action`.
+    fn issuance_event(
         &self,
         caller: &Caller,
         action: &str,
         issued: &IssuedCredentials,
         mfa: Option<&str>,
-    ) {
+    ) -> AuditEvent {
         let detail = format!(
             "issued {} until {}; mfa: {}",
             issued.access_key_id,
             issued.expiration.unix_timestamp(),
             mfa.unwrap_or("none")
         );
-        self.audit_caller(caller, action, Ok(()), Some(detail))
-            .await;
+        self.caller_event(caller, action, Ok(()), Some(detail))
     }
 
     async fn audit_refusal(&self, caller: &Caller, action: &str, e: &BrokerError, why: &str) {
@@ -281,7 +281,30 @@ impl Broker {
             .await;
     }
 
-    /// `GetSessionToken`.
+    /// Hands out `issued` once its record is on stable storage: written in the transaction that
+    /// consumes the MFA code when there is one, else group-committed by the audit writer. If the
+    /// record cannot be written, nothing is issued (and a code stays unspent).
+    async fn issue_recorded<T>(
+        &self,
+        caller: &Caller,
+        rpc: Rpc,
+        mfa: Option<(&MfaSerial, &TokenCode)>,
+        now: OffsetDateTime,
+        record: AuditEvent,
+        issued: T,
+    ) -> Result<T, BrokerError> {
+        match mfa {
+            Some((serial, code)) => {
+                self.verify_mfa_recording(caller, serial, code, rpc, now, Some(record))
+                    .await?;
+            }
+            None => self.audit.record_durable(record).await?,
+        }
+        Ok(issued)
+    }
+
+    /// `GetSessionToken`. The credential is minted first, so that its record can name it, and
+    /// leaves only once that record is durable ([`Broker::issue_recorded`]).
     pub async fn get_session_token(
         &self,
         caller: &Caller,
@@ -300,7 +323,7 @@ impl Broker {
         };
         let mfa = match (&input.mfa.serial, &input.mfa.code) {
             (None, None) => None,
-            (Some(s), Some(c)) => Some(self.verify_mfa(caller, s, c, RPC).await?),
+            (Some(s), Some(c)) => Some((s, c)),
             _ => {
                 let e = both_or_neither();
                 self.audit_refusal(
@@ -313,19 +336,21 @@ impl Broker {
                 return Err(e);
             }
         };
-        let now = self.clock.unix();
+        let now = self.clock.now();
+        let now_s = now.unix_timestamp();
         let v = self.token_validation();
         let claims = SessionClaims {
             iss: v.issuer,
             aud: v.audience,
             sub: caller.arn.clone(),
-            iat: now,
-            nbf: now,
-            exp: now + seconds,
+            iat: now_s,
+            nbf: now_s,
+            exp: now_s + seconds,
             jti: String::new(),
             akid: String::new(),
-            amr: mfa.as_ref().map(|_| vec!["mfa".to_owned()]),
-            auth_time: mfa.as_ref().map(|p| p.verified_at.unix_timestamp()),
+            // Used only if the code is accepted, at `now`.
+            amr: mfa.map(|_| vec!["mfa".to_owned()]),
+            auth_time: mfa.map(|_| now_s),
             kind: SessionKind::Session,
             uid: caller.user_id.clone(),
             role_id: None,
@@ -334,17 +359,16 @@ impl Broker {
             policy: None,
         };
         let issued = self.mint(claims)?;
-        self.audit_issuance(
-            caller,
-            ACTION,
-            &issued,
-            mfa.as_ref().map(|p| p.serial.as_str()),
-        )
-        .await;
-        Ok(issued)
+        let serial = mfa.map(|(s, _)| s.to_string());
+        let record = self.issuance_event(caller, ACTION, &issued, serial.as_deref());
+        self.issue_recorded(caller, RPC, mfa, now, record, issued)
+            .await
     }
 
-    /// `AssumeRole`.
+    /// `AssumeRole`. With a code, the outcome (credentials, or the refusal the trust policy or
+    /// the duration gives) is worked out first, as if the code were accepted at `now`, so that
+    /// its record goes into the transaction that consumes the code; a wrong code still answers
+    /// as a wrong code.
     pub async fn assume_role(
         &self,
         caller: &Caller,
@@ -353,8 +377,6 @@ impl Broker {
         const RPC: Rpc = Rpc::AssumeRole;
         const ACTION: &str = RPC.action();
         let role_arn = input.role_arn.as_str();
-        let session_name = &input.session_name;
-        let session_policy = input.policy.as_deref().filter(|p| !p.is_empty());
         self.authorize(caller, RPC, &Resource::known(ResourceKind::Role, role_arn))
             .await?;
         if matches!(caller.principal, Principal::Root) {
@@ -363,7 +385,6 @@ impl Broker {
                 "Roles may not be assumed by root accounts.",
             ));
         }
-        let denied = || BrokerError::access_denied(&caller.arn, ACTION, role_arn);
         // An unknown role answers like a refused one, so roles cannot be enumerated.
         let role = if input.role_arn.account() == self.account.as_str() {
             let n = input.role_arn.name().clone();
@@ -372,28 +393,72 @@ impl Broker {
             None
         };
         let Some(role) = role.filter(|r| self.role_arn(r) == role_arn) else {
-            let e = denied();
+            let e = BrokerError::access_denied(&caller.arn, ACTION, role_arn);
             self.audit_refusal(caller, ACTION, &e, "no such role").await;
             return Err(e);
         };
-        let mfa_time = match (&input.mfa.serial, &input.mfa.code) {
-            (None, None) => caller.session.as_ref().and_then(SessionInfo::mfa_auth_time),
-            (Some(s), Some(c)) => Some(
-                self.verify_mfa(caller, s, c, RPC)
-                    .await?
-                    .verified_at
-                    .unix_timestamp(),
-            ),
+        let now = self.clock.now();
+        let mfa = match (&input.mfa.serial, &input.mfa.code) {
+            (None, None) => None,
+            (Some(s), Some(c)) => Some((s, c)),
             _ => return Err(both_or_neither()),
         };
+        let mfa_time = match mfa {
+            None => caller.session.as_ref().and_then(SessionInfo::mfa_auth_time),
+            Some(_) => Some(now.unix_timestamp()),
+        };
+        let outcome = self.role_session(caller, &input, &role, mfa_time, now);
+        let Some(code) = mfa else {
+            return match outcome {
+                Ok((issued, user)) => {
+                    let record = self.issuance_event(caller, ACTION, &issued, None);
+                    self.issue_recorded(caller, RPC, None, now, record, (issued, user))
+                        .await
+                }
+                Err((e, why)) => {
+                    if let Some(why) = why {
+                        self.audit_refusal(caller, ACTION, &e, why).await;
+                    }
+                    Err(e)
+                }
+            };
+        };
+        match outcome {
+            Ok((issued, user)) => {
+                let record = self.issuance_event(caller, ACTION, &issued, Some("verified"));
+                self.issue_recorded(caller, RPC, Some(code), now, record, (issued, user))
+                    .await
+            }
+            Err((e, why)) => {
+                let record = self.caller_event(caller, ACTION, Err(&e), why.map(str::to_owned));
+                self.issue_recorded(caller, RPC, Some(code), now, record, ())
+                    .await?;
+                Err(e)
+            }
+        }
+    }
 
+    /// What `AssumeRole` of `role` gives `caller` with the MFA facts `mfa_time`: the role
+    /// session's credentials, or the refusal (with the audit trail's reason where it has one).
+    fn role_session(
+        &self,
+        caller: &Caller,
+        input: &AssumeRole,
+        role: &Role,
+        mfa_time: Option<i64>,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedCredentials, AssumedRoleUser), (BrokerError, Option<&'static str>)> {
+        const ACTION: &str = Rpc::AssumeRole.action();
+        let role_arn = input.role_arn.as_str();
+        let session_name = &input.session_name;
+        let session_policy = input.policy.as_deref().filter(|p| !p.is_empty());
         // The trust policy decides, with the MFA facts of this call.
-        let now = self.clock.now();
         let trust = PolicyDocument::parse(&role.trust_policy, PolicyKind::Trust).map_err(|e| {
-            BrokerError::internal(format!(
+            let e = BrokerError::internal(format!(
                 "stored trust policy of {} is invalid: {e}",
                 role.name
-            ))
+            ));
+            (e, None)
         })?;
         let mut ctx = self.request_context(caller, now);
         match mfa_time {
@@ -422,10 +487,8 @@ impl Broker {
             account: self.account.to_string(),
         };
         if !policy::evaluate_trust(&trust, &principal, ACTION, &ctx).is_allowed() {
-            let e = denied();
-            self.audit_refusal(caller, ACTION, &e, "trust policy does not allow the caller")
-                .await;
-            return Err(e);
+            let e = BrokerError::access_denied(&caller.arn, ACTION, role_arn);
+            return Err((e, Some("trust policy does not allow the caller")));
         }
 
         let chained = matches!(caller.principal, Principal::AssumedRole { .. });
@@ -434,21 +497,24 @@ impl Broker {
             .unwrap_or_else(SessionDuration::one_hour)
             .seconds();
         if seconds > role.max_session_duration {
-            return Err(BrokerError::new(
+            let e = BrokerError::new(
                 AwsCode::ValidationError,
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            ));
+            );
+            return Err((e, None));
         }
         if chained && seconds > 3600 {
-            return Err(BrokerError::new(
+            let e = BrokerError::new(
                 AwsCode::ValidationError,
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
-            ));
+            );
+            return Err((e, None));
         }
         let packed_policy_size = match session_policy {
             Some(p) => {
                 PolicyDocument::parse(p, PolicyKind::Session).map_err(|e| {
-                    BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string())
+                    let e = BrokerError::new(AwsCode::MalformedPolicyDocument, e.to_string());
+                    (e, None)
                 })?;
                 i32::try_from(p.len() * 100 / 2048).unwrap_or(100)
             }
@@ -483,9 +549,7 @@ impl Broker {
             chained,
             policy: session_policy.map(str::to_owned),
         };
-        let issued = self.mint(claims)?;
-        self.audit_issuance(caller, ACTION, &issued, mfa_time.map(|_| "verified"))
-            .await;
+        let issued = self.mint(claims).map_err(|e| (e, None))?;
         Ok((
             issued,
             AssumedRoleUser {

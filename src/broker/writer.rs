@@ -10,8 +10,10 @@
 //! handed over in the order they were queued.
 //!
 //! Optionally the thread pauses after a commit that nobody waited for, so that under load it
-//! commits at most once per pause instead of once per handful of items (the audit trail uses this;
-//! a waiting item, a flush or a close is never delayed by it).
+//! commits at most once per pause instead of once per handful of items (the audit trail uses this).
+//! A waiting item, a flush or a close is never delayed by it: queueing one wakes the thread
+//! from its pause (`std::thread::park_timeout`, woken by `unpark`), so it is committed at once,
+//! with whatever unwaited items are queued before it.
 //!
 //! [`BatchWriter::close`] stops the queue taking new items; the thread still commits and answers
 //! everything queued before it, then ends. It also ends, once drained, when every handle is gone.
@@ -53,12 +55,15 @@ enum Msg<T, A> {
 /// A handle for queueing items; clones share the writer.
 pub struct BatchWriter<T, A> {
     tx: mpsc::Sender<Msg<T, A>>,
+    /// The writer's thread, to wake from its pause when someone waits.
+    thread: Option<std::thread::Thread>,
 }
 
 impl<T, A> Clone for BatchWriter<T, A> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            thread: self.thread.clone(),
         }
     }
 }
@@ -117,11 +122,19 @@ impl<T: Send + 'static, A: Send + 'static> BatchWriter<T, A> {
                 None
             }
         };
+        let wake = handle.as_ref().map(|h| h.thread().clone());
         let thread = WriterThread {
             name: config.name,
             handle,
         };
-        (Self { tx }, thread)
+        (Self { tx, thread: wake }, thread)
+    }
+
+    /// Ends the thread's pause, if it is in one: someone now waits for a commit.
+    fn wake(&self) {
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
     }
 
     /// Queues `item` and resolves with its answer once its batch has committed.
@@ -136,6 +149,7 @@ impl<T: Send + 'static, A: Send + 'static> BatchWriter<T, A> {
             .send(Msg::Item(item, Some(tx)))
             .await
             .map_err(|_| WriteError::Stopped)?;
+        self.wake();
         Ok(Pending(rx))
     }
 
@@ -151,13 +165,16 @@ impl<T: Send + 'static, A: Send + 'static> BatchWriter<T, A> {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            self.wake();
             let _ = rx.await;
         }
     }
 
     /// Refuses new items; the thread commits and answers what was queued before, then ends.
     pub async fn close(&self) {
-        let _ = self.tx.send(Msg::Close).await;
+        if self.tx.send(Msg::Close).await.is_ok() {
+            self.wake();
+        }
     }
 }
 
@@ -210,7 +227,9 @@ where
             && !waited
             && !closing
         {
-            std::thread::sleep(pause);
+            // Woken early by anyone who queues a waiting item, a flush or a close (an early or
+            // spurious wake only commits sooner).
+            std::thread::park_timeout(pause);
         }
     }
 }
@@ -345,6 +364,36 @@ mod tests {
         w.flush().await;
         assert_eq!(seen.lock().unwrap().concat(), (0..10).collect::<Vec<_>>());
         drop(w);
+        assert!(t.join().await);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_item_is_not_held_back_by_the_pause_after_an_unwaited_commit() {
+        // A pause far longer than the test's guard: the waiting item can only be answered if
+        // queueing it ends the pause.
+        const PAUSING: WriterConfig = WriterConfig {
+            pause_when_unwaited: Some(Duration::from_secs(3600)),
+            ..CONFIG
+        };
+        let (committed_tx, committed_rx) = std::sync::mpsc::channel();
+        let (w, t) = BatchWriter::start(PAUSING, move |items: &mut [u32]| {
+            let _ = committed_tx.send(items.to_vec());
+            Ok::<_, &str>(items.iter().map(|i| i * 2).collect())
+        });
+        w.send(1).await.unwrap();
+        let first = tokio::task::spawn_blocking(move || {
+            let first = committed_rx.recv().unwrap();
+            (first, committed_rx)
+        });
+        let (first, _committed_rx) = first.await.unwrap();
+        assert_eq!(
+            first,
+            [1],
+            "an unwaited commit, after which the thread pauses"
+        );
+        let answer = tokio::time::timeout(Duration::from_secs(60), w.submit(2)).await;
+        assert_eq!(answer, Ok(Ok(4)), "answered without waiting out the pause");
+        w.close().await;
         assert!(t.join().await);
     }
 

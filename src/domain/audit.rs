@@ -19,8 +19,13 @@ impl Outcome {
 }
 
 /// One audit record. Never carries secrets, signatures, seeds or codes.
+///
+/// Most records are one event each (`count` 1, no `last_at`). Failed authentications are
+/// aggregated (`broker/failed_auth.rs`): one record stands for `count` refusals alike, the first
+/// at `at` and the last at `last_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
+    /// When it happened (for an aggregate: the first of its events).
     pub at: OffsetDateTime,
     /// The caller's ARN when it was established.
     pub principal: Option<String>,
@@ -35,4 +40,26 @@ pub struct AuditEvent {
     pub error_code: Option<String>,
     /// Extra non-secret detail (e.g. why an authentication failed).
     pub detail: Option<String>,
+    /// How many events this record stands for: 1, or more for an aggregate.
+    pub count: u64,
+    /// For an aggregate, when the last of its events happened.
+    pub last_at: Option<OffsetDateTime>,
+}
+
+impl AuditEvent {
+    /// A record of one event (`count` 1) at `at`, with the rest to fill in.
+    pub fn single(at: OffsetDateTime, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            at,
+            principal: None,
+            access_key_id: None,
+            action: action.into(),
+            source: None,
+            outcome,
+            error_code: None,
+            detail: None,
+            count: 1,
+            last_at: None,
+        }
+    }
 }

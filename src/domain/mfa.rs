@@ -13,7 +13,7 @@
 
 use super::rules::{Conflict, Missing, Quota, Taken};
 use super::store::{MfaTx, StoreError};
-use super::{Owner, OwnerRef};
+use super::{AuditEvent, Owner, OwnerRef};
 use crate::mfa::lockout::{Gate, LockoutPolicy};
 use time::OffsetDateTime;
 
@@ -137,6 +137,34 @@ pub struct MfaCheck {
     pub policy: LockoutPolicy,
     /// Runs inside the transaction with the device row; it holds the code, so it is never printed.
     pub check: Box<dyn FnMut(&MfaDevice) -> CodeVerdict + Send>,
+    /// The audit record of this attempt, written in the same transaction as the step it consumes
+    /// or the failure it counts (see [`MfaAudit`]); `None` writes none.
+    pub audit: Option<MfaAudit>,
+}
+
+/// The audit records an MFA check writes with its outcome, so that a credential unlocked by the
+/// code never leaves without its issuance record on disk: if the record cannot be written, the
+/// check fails and consumes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaAudit {
+    /// Written when the code is accepted: the record of what the call issued (or refused for
+    /// another reason, decided before the check). `None` writes nothing on acceptance.
+    pub on_accept: Option<AuditEvent>,
+    /// Written when the code is refused, its detail set to `mfa refused: <reason>`.
+    pub on_refusal: AuditEvent,
+}
+
+impl MfaAudit {
+    /// The record for `attempt`, if one is to be written.
+    pub fn record_for(&self, attempt: &MfaAttempt) -> Option<AuditEvent> {
+        match attempt {
+            MfaAttempt::Accepted { .. } => self.on_accept.clone(),
+            MfaAttempt::Refused(reason) => Some(AuditEvent {
+                detail: Some(format!("mfa refused: {}", reason.as_str())),
+                ..self.on_refusal.clone()
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for MfaCheck {
@@ -145,6 +173,7 @@ impl std::fmt::Debug for MfaCheck {
             .field("owner", &self.owner)
             .field("serial", &self.serial)
             .field("now", &self.now)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -362,6 +391,10 @@ mod tests {
         fn clear_failures(&mut self, owner: &OwnerRef) -> Result<(), StoreError> {
             self.lockout.remove(&key(owner));
             self.writes.push(format!("clear {}", key(owner)));
+            Ok(())
+        }
+        fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+            self.writes.push(format!("audit {}", event.action));
             Ok(())
         }
     }

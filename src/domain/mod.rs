@@ -24,7 +24,7 @@ pub use identity::{
     AccessKeyRecord, Group, Owner, OwnerRef, Page, PrincipalKind, Role, SigningKeyRecord, User,
 };
 pub use mfa::{
-    Assignment, BindOutcome, CodeVerdict, DeviceKind, LockoutState, MfaAttempt, MfaCheck,
+    Assignment, BindOutcome, CodeVerdict, DeviceKind, LockoutState, MfaAttempt, MfaAudit, MfaCheck,
     MfaDevice, MfaRefusal,
 };
 pub use policy::{EffectivePolicy, ManagedPolicy};

@@ -23,6 +23,10 @@
 //!    (SQLite `synchronous=FULL`; PostgreSQL `synchronous_commit = on`). The MFA replay guard
 //!    depends on it: a consumed time step must survive a crash before the credential it unlocked
 //!    leaves the broker.
+//!    The same holds for an MFA check's audit record ([`MfaCheck::audit`]): it is written in the
+//!    check's own unit of the transaction, so the issuance (or refusal) record of a credential is
+//!    on stable storage before that credential leaves, and if the record cannot be written the
+//!    unit fails and its step stays unspent.
 //! 3. **All or nothing.** An operation that fails or refuses changes nothing.
 //! 4. **Names.** User, group, role and policy names and device serials are unique
 //!    case-insensitively, keep the case they were created with, and are looked up
@@ -137,6 +141,9 @@ pub trait MfaTx {
     fn record_failure(&mut self, owner: &OwnerRef, at: i64) -> Result<(), StoreError>;
     /// Forgets `owner`'s failures.
     fn clear_failures(&mut self, owner: &OwnerRef) -> Result<(), StoreError>;
+    /// Appends an audit record in this transaction: it commits with the unit's other writes, or
+    /// is undone with them.
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
 }
 
 /// One unit of work of [`MfaStore::mfa_transaction`]: its index and the transaction.
@@ -325,6 +332,11 @@ pub trait Store: MfaStore + SessionStore + PolicyStore + Send + Sync + 'static {
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// The newest `limit` audit records, newest first.
     fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The write-health probe: a tiny durable write in its own transaction (the time of the
+    /// probe, in one row). `Ok` only once it has committed, so an error means the store cannot
+    /// write now (disk full, read-only file, failed COMMIT).
+    fn probe_write(&self, at: OffsetDateTime) -> Result<(), StoreError>;
 }
 
 /// IAM's rules over any [`Store`]: the operations the broker calls where a rule applies.
@@ -400,7 +412,8 @@ pub trait StoreRules: Store {
         in_one_transaction(self, &mut |tx| super::mfa::delete_virtual(tx, serial))
     }
 
-    /// One MFA authentication ([`super::mfa::authenticate`]) in one durable transaction.
+    /// One MFA authentication ([`super::mfa::authenticate`]) and its audit record
+    /// ([`MfaCheck::audit`]) in one durable transaction.
     fn mfa_authenticate(&self, req: &mut MfaCheck) -> Result<MfaAttempt, StoreError> {
         let mut attempt = None;
         in_one_transaction(self, &mut |tx| {
@@ -415,6 +428,11 @@ pub trait StoreRules: Store {
     /// check sees the steps and failure counts recorded by earlier ones), each answered on its
     /// own, and all committed with one durable commit. The outer `Err` means nothing was
     /// recorded and no request may be treated as accepted.
+    ///
+    /// Each check's audit record ([`MfaCheck::audit`]) is appended in that check's own unit,
+    /// after its outcome: it commits with the step or the failure count, or not at all. A check
+    /// whose record cannot be written answers `Err` and leaves its step unspent and its
+    /// failure uncounted, so the same code can be tried again.
     fn mfa_authenticate_batch(
         &self,
         reqs: &mut [MfaCheck],
@@ -460,8 +478,14 @@ fn refuse_conflicts(
     }
 }
 
+/// One check and, in the same unit of the transaction, its audit record.
 fn authenticate(tx: &mut dyn MfaTx, r: &mut MfaCheck) -> Result<MfaAttempt, StoreError> {
-    super::mfa::authenticate(tx, &r.owner, &r.serial, r.now, &r.policy, &mut *r.check)
+    let attempt =
+        super::mfa::authenticate(tx, &r.owner, &r.serial, r.now, &r.policy, &mut *r.check)?;
+    if let Some(event) = r.audit.as_ref().and_then(|a| a.record_for(&attempt)) {
+        tx.append_audit(&event)?;
+    }
+    Ok(attempt)
 }
 
 /// Runs `work` as the only unit of an MFA transaction and returns its result.

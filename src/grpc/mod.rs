@@ -43,6 +43,7 @@ macro_rules! service {
 
 pub mod auth_layer;
 mod authz;
+mod budget;
 pub mod codec;
 mod iam;
 mod input;

@@ -2,6 +2,7 @@
 //! and a manual clock, and talks to it over gRPC as a client would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod cli;
 mod foundation;
 mod helpers;

@@ -54,16 +54,15 @@ fn now(app: &TestApp) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(sts_broker::clock::Clock::unix(&app.clock)).unwrap()
 }
 
-/// Sends `sent` to `path`, signed by `creds` as if the message were `signed`.
-async fn raw_call(
+/// The signature headers of `creds` for a call to `path` whose message is `signed`.
+fn sign_for(
     app: &TestApp,
     creds: &Credentials,
-    path: &'static str,
+    path: &str,
     signed: &[u8],
-    sent: Vec<u8>,
-) -> Result<Vec<u8>, tonic::Status> {
+) -> sts_broker::sigv4::SignedHeaders {
     let host = app.addr.to_string();
-    let headers = sign_grpc(&GrpcSignParams {
+    sign_grpc(&GrpcSignParams {
         access_key_id: &creds.access_key_id,
         secret_access_key: creds.secret_access_key.as_bytes(),
         session_token: creds.session_token.as_deref(),
@@ -78,7 +77,18 @@ async fn raw_call(
         payload: Payload::Bytes(signed),
         time: now(app),
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Sends `sent` to `path`, signed by `creds` as if the message were `signed`.
+async fn raw_call(
+    app: &TestApp,
+    creds: &Credentials,
+    path: &'static str,
+    signed: &[u8],
+    sent: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let headers = sign_for(app, creds, path, signed);
     let mut req = tonic::Request::new(sent);
     let md = req.metadata_mut();
     md.insert(
@@ -252,6 +262,88 @@ async fn unauthenticated_bodies_are_refused_before_they_are_buffered() {
     println!("after the flood: {}", rss());
 }
 
+/// One h2c connection opening `streams` calls that carry root's valid signature headers (for an
+/// empty message) and announce a message of `message` bytes, all of which they send, without
+/// ending the stream: the broker has to hold each body until it ends or is refused. Resolves
+/// once `answers` of them have been answered, with how many were refused as `Throttling`; the
+/// others stay open until the connection is dropped.
+async fn known_key_flood(
+    app: &TestApp,
+    streams: usize,
+    message: usize,
+    answers: usize,
+) -> (usize, h2::client::SendRequest<bytes::Bytes>) {
+    let headers = sign_for(app, &app.root, CREATE_USER, &[]);
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut responses = tokio::task::JoinSet::new();
+    for _ in 0..streams {
+        client = client.ready().await.unwrap();
+        let req = http::Request::post(format!("http://{}{CREATE_USER}", app.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", headers.authorization.as_str())
+            .header("x-amz-date", headers.x_amz_date.as_str())
+            .body(())
+            .unwrap();
+        let (response, mut body) = client.send_request(req, false).unwrap();
+        let mut data = vec![0u8];
+        data.extend_from_slice(&u32::try_from(message - 5).unwrap().to_be_bytes());
+        data.resize(message, 7);
+        body.reserve_capacity(message);
+        body.send_data(bytes::Bytes::from(data), false).unwrap();
+        responses.spawn(async move {
+            let status = match response.await {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned(),
+                Err(e) => format!("reset: {e}"),
+            };
+            drop(body);
+            status
+        });
+    }
+    let mut throttled = 0;
+    for _ in 0..answers {
+        let status = responses.join_next().await.unwrap().unwrap();
+        assert!(
+            status == "8",
+            "a call refused while its body is held is RESOURCE_EXHAUSTED/Throttling, not {status}"
+        );
+        throttled += 1;
+    }
+    responses.detach_all();
+    (throttled, client)
+}
+
+#[tokio::test]
+async fn a_known_key_holding_request_bytes_crowds_out_only_its_own_principal() {
+    let app = spawn_app().await;
+    let alice = {
+        let root = app.as_(&app.root);
+        create_user(&root, "alice").await.unwrap();
+        crate::foundation::create_key(&root, Some("alice"))
+            .await
+            .unwrap()
+    };
+    println!("before the flood: {}", rss());
+    // 72 calls of 1 MiB each, as root: more than the whole 64 MiB budget. Root's share is
+    // 8 MiB, so at most 8 of them can be held and at least 64 are refused.
+    let flood = known_key_flood(&app, 72, 1024 * 1024, 64);
+    let (throttled, _held) = tokio::time::timeout(std::time::Duration::from_secs(60), flood)
+        .await
+        .expect("the calls over root's share are refused, not held until the call limit");
+    assert_eq!(throttled, 64);
+    println!("while root's share is held: {}", rss());
+    // Another principal is served meanwhile: root's calls hold at most root's share.
+    let id = caller_identity(&app.as_(&alice)).await.unwrap();
+    assert!(id.arn.ends_with(":user/alice"), "{}", id.arn);
+}
+
 #[tokio::test]
 async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving() {
     let app = spawn_app().await;
@@ -260,6 +352,164 @@ async fn a_message_over_the_size_limit_is_refused_and_the_broker_keeps_serving()
     let s = assert_error(r, Code::ResourceExhausted, "LimitExceeded");
     assert!(s.message().contains("1048576 bytes"), "{}", s.message());
     good_call(&app).await;
+}
+
+fn create_user_message(name: &str) -> Vec<u8> {
+    prost::Message::encode_to_vec(&sts_broker::proto::iam::v1::CreateUserRequest {
+        user_name: name.into(),
+        path: None,
+    })
+}
+
+/// `message` gzip-compressed.
+fn gzip(message: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(message).unwrap();
+    gz.finish().unwrap()
+}
+
+/// One gRPC frame: the compressed flag, the length, the bytes.
+fn frame(compressed: bool, bytes: &[u8]) -> Vec<u8> {
+    let mut f = vec![u8::from(compressed)];
+    f.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
+    f.extend_from_slice(bytes);
+    f
+}
+
+/// A root-signed `CreateUser` whose body is `body` as it is, with `grpc-encoding: encoding`,
+/// signed as if its message were `signed`, on a bare HTTP/2 connection. Returns the response's
+/// headers and its status (from the headers of a trailers-only answer, else the trailers).
+async fn h2_create_user(
+    app: &TestApp,
+    encoding: &str,
+    signed: &[u8],
+    body: Vec<u8>,
+) -> (http::HeaderMap, tonic::Status) {
+    let headers = sign_for(app, &app.root, CREATE_USER, signed);
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::post(format!("http://{}{CREATE_USER}", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", encoding)
+        .header("authorization", headers.authorization.as_str())
+        .header("x-amz-date", headers.x_amz_date.as_str())
+        .body(())
+        .unwrap();
+    let (response, mut stream) = client.send_request(req, false).unwrap();
+    stream.send_data(body.into(), true).unwrap();
+    let (parts, mut body) = response.await.unwrap().into_parts();
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+        return (parts.headers, status);
+    }
+    while let Some(data) = body.data().await {
+        let data = data.unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    let status = tonic::Status::from_header_map(&trailers).expect("a status in the trailers");
+    (parts.headers, status)
+}
+
+fn failed(status: tonic::Status) -> Result<(), tonic::Status> {
+    if status.code() == Code::Ok {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+#[tokio::test]
+async fn a_gzip_message_is_signed_over_its_plain_bytes() {
+    let app = spawn_app().await;
+    let plain = create_user_message("gus");
+    let compressed = gzip(&plain);
+
+    let (_, s) = h2_create_user(&app, "gzip", &compressed, frame(true, &compressed)).await;
+    assert_error(failed(s), Code::Unauthenticated, "SignatureDoesNotMatch");
+    no_users(&app).await;
+
+    let (headers, s) = h2_create_user(&app, "gzip", &plain, frame(true, &compressed)).await;
+    assert_eq!(s.code(), Code::Ok, "{s:?}");
+    assert_eq!(headers["grpc-accept-encoding"], "identity,gzip");
+
+    // The client does the same: it signs the plain message, then compresses it.
+    let gz = app.client.with_gzip();
+    let req = sts_broker::proto::iam::v1::CreateUserRequest {
+        user_name: "ida".into(),
+        path: None,
+    };
+    gz.iam().create_user(req).await.unwrap();
+    let listed = app
+        .client
+        .iam()
+        .list_users(sts_broker::proto::iam::v1::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = listed.users.iter().map(|u| u.user_name.as_str()).collect();
+    assert_eq!(names, ["gus", "ida"]);
+}
+
+#[tokio::test]
+async fn a_compression_bomb_is_refused_at_the_limit_and_the_broker_keeps_serving() {
+    let app = spawn_app().await;
+    // 8 MiB of one byte: eight times the message limit, a few KiB compressed.
+    let bomb = gzip(&vec![b'a'; 8 * 1024 * 1024]);
+    assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
+    println!("before the bomb: {}", rss());
+    for _ in 0..4 {
+        let (_, s) = h2_create_user(&app, "gzip", b"", frame(true, &bomb)).await;
+        let s = assert_error(failed(s), Code::ResourceExhausted, "LimitExceeded");
+        assert!(s.message().contains("inflates"), "{}", s.message());
+    }
+    good_call(&app).await;
+    println!("after the bomb: {}", rss());
+    // A gzip stream that is not gzip cannot be hashed: its signature cannot match.
+    let (_, s) = h2_create_user(&app, "gzip", b"junk", frame(true, b"junk")).await;
+    assert_error(failed(s), Code::Unauthenticated, "SignatureDoesNotMatch");
+    no_users(&app).await;
+}
+
+#[tokio::test]
+async fn an_encoding_other_than_gzip_is_unimplemented_and_says_what_is_accepted() {
+    let app = spawn_app().await;
+    let plain = create_user_message("bob");
+    let (headers, s) = h2_create_user(&app, "br", &plain, frame(true, &plain)).await;
+    let s = assert_error(failed(s), Code::Unimplemented, "NotImplemented");
+    assert!(s.message().contains("`br`"), "{}", s.message());
+    assert!(s.message().contains("identity,gzip"), "{}", s.message());
+    assert_eq!(headers["grpc-accept-encoding"], "identity,gzip");
+    no_users(&app).await;
+}
+
+#[tokio::test]
+async fn statuses_tonic_writes_carry_error_info_too() {
+    let app = spawn_app().await;
+    // A signed call to a method the service does not have: tonic answers it.
+    let path = "/iam.v1.IamService/NoSuchMethod";
+    let r = raw_call(&app, &app.root, path, b"", Vec::new()).await;
+    assert_error(r, Code::Unimplemented, "NotImplemented");
+    // An unsigned service the broker does not serve at all.
+    let r = raw_call(&app, &app.root, "/nope.v1.Nope/Nothing", b"", Vec::new()).await;
+    assert_error(r, Code::Unimplemented, "NotImplemented");
+    // The health service's own refusal.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Endpoint::from_shared(app.endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await;
+    assert_error(r, Code::NotFound, "NoSuchEntity");
 }
 
 /// Opens `n` TCP connections that never send a byte.
@@ -358,4 +608,47 @@ async fn under_a_low_descriptor_limit_silent_connections_cannot_keep_a_client_ou
     root_identity(&c).await;
     assert!(closed(&silent) > 0, "the broker shed silent connections");
     child.kill().await.unwrap();
+}
+
+/// Polls `/healthz` (a bounded number of times) until its answer contains `want`.
+async fn healthz_until(app: &TestApp, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = http_get(app.addr, "/healthz").await;
+        if last.contains(want) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("/healthz never answered `{want}`; last answer:\n{last}");
+}
+
+#[tokio::test]
+async fn healthz_answers_503_with_the_reason_while_the_store_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path().join("data"));
+    cfg.limits.store_probe_interval = std::time::Duration::from_millis(20);
+    let app = start_with(dir, sts_broker::clock::ManualClock::at(T0), cfg).await;
+    let ok = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // From outside the broker: a trigger whose deferred foreign-key violation fails every COMMIT
+    // that rewrites the probe's row, as a full disk fails it.
+    let db = rusqlite::Connection::open(app.data_dir().join(sts_broker::datadir::DB_FILE)).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+         CREATE TABLE child (p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER poison AFTER UPDATE ON health BEGIN INSERT INTO child VALUES (1); END;",
+    )
+    .unwrap();
+    let down = healthz_until(&app, "FOREIGN KEY constraint failed").await;
+    assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+    assert!(down.contains("unhealthy: the store cannot write"), "{down}");
+    // The broker still answers calls that need no write.
+    good_call(&app).await;
+
+    db.execute_batch("DROP TRIGGER poison").unwrap();
+    let up = healthz_until(&app, "\r\n\r\nok").await;
+    assert!(up.starts_with("HTTP/1.1 200"), "{up}");
 }

@@ -13,8 +13,8 @@
 use super::{SqliteStore, corrupt, from_ts, owner_sql, ts, unique, user_from_row};
 use crate::domain::store::MfaUnit;
 use crate::domain::{
-    AccountCounts, Assignment, CredentialRow, DeviceKind, LockoutState, MfaDevice, MfaStore, MfaTx,
-    Owner, OwnerRef, StoreError, Taken,
+    AccountCounts, Assignment, AuditEvent, CredentialRow, DeviceKind, LockoutState, MfaDevice,
+    MfaStore, MfaTx, Owner, OwnerRef, StoreError, Taken,
 };
 use crate::mfa::{Algorithm, Digits, Period, TotpParams};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -179,6 +179,10 @@ impl MfaTx for Tx<'_> {
 
     fn clear_failures(&mut self, owner: &OwnerRef) -> Result<(), StoreError> {
         clear_lockout(self.0, owner)
+    }
+
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        Ok(super::audit::insert(self.0, std::slice::from_ref(event))?)
     }
 }
 
@@ -367,7 +371,8 @@ impl MfaStore for SqliteStore {
 mod tests {
     use super::*;
     use crate::domain::{
-        BindOutcome, CodeVerdict, MfaAttempt, MfaCheck, MfaRefusal, Store, StoreRules, User,
+        BindOutcome, CodeVerdict, MfaAttempt, MfaAudit, MfaCheck, MfaRefusal, Outcome, Store,
+        StoreRules, User,
     };
     use crate::ids::{IamPath, UserName};
     use crate::mfa::lockout::LockoutPolicy;
@@ -455,6 +460,7 @@ mod tests {
             now: NOW,
             policy: LockoutPolicy::default(),
             check,
+            audit: None,
         }
     }
 
@@ -726,6 +732,107 @@ mod tests {
             "her later wrong code still counted"
         );
         assert_eq!(failures(&s, &dave), 0);
+    }
+
+    /// `r` with audit records whose detail on acceptance is `accepted`.
+    fn audited(mut r: MfaCheck, accepted: &str) -> MfaCheck {
+        let event = |detail: Option<&str>| AuditEvent {
+            detail: detail.map(str::to_owned),
+            ..AuditEvent::single(from_ts(NOW), "sts:GetSessionToken", Outcome::Success)
+        };
+        r.audit = Some(MfaAudit {
+            on_accept: Some(event(Some(accepted))),
+            on_refusal: AuditEvent {
+                outcome: Outcome::Failure,
+                ..event(None)
+            },
+        });
+        r
+    }
+
+    fn audit_details(s: &SqliteStore) -> Vec<String> {
+        let mut d: Vec<String> = s
+            .recent_audit(100)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.detail)
+            .collect();
+        d.sort();
+        d
+    }
+
+    #[test]
+    fn a_check_writes_its_audit_record_with_its_outcome_or_is_undone_with_it() {
+        let (s, alice, bob) = alice_and_bob();
+        // Bob's issuance record cannot be written (as on a full disk, for his row alone).
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse_bob BEFORE INSERT ON main.audit
+                 WHEN NEW.detail = 'issued to bob' BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let answers = s
+            .mfa_authenticate_batch(&mut [
+                audited(req(&alice, "alice-phone", code_at(5)), "issued to alice"),
+                audited(req(&bob, "bob-phone-1", code_at(5)), "issued to bob"),
+                audited(
+                    req(&alice, "alice-phone", verdict(CodeVerdict::NoMatch)),
+                    "never",
+                ),
+            ])
+            .unwrap();
+        assert_eq!(answers[0], Ok(accepted(5, "alice-phone")));
+        assert!(
+            matches!(answers[1], Err(StoreError::Backend(_))),
+            "{answers:?}"
+        );
+        assert_eq!(answers[2], Ok(MfaAttempt::Refused(MfaRefusal::WrongCode)));
+        assert_eq!(
+            audit_details(&s),
+            ["issued to alice", "mfa refused: wrong_code"]
+        );
+        assert_eq!(
+            last_step(&s, "bob-phone-1"),
+            Some(1),
+            "bob's code is unspent"
+        );
+        assert_eq!(failures(&s, &bob), 0);
+        s.conn()
+            .unwrap()
+            .execute_batch("DROP TRIGGER temp.refuse_bob")
+            .unwrap();
+        // Alone (no savepoint) the same holds, and the same code now goes through.
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse_all BEFORE INSERT ON main.audit
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let alone = s.mfa_authenticate(&mut audited(
+            req(&bob, "bob-phone-1", code_at(5)),
+            "issued to bob",
+        ));
+        assert!(matches!(alone, Err(StoreError::Backend(_))), "{alone:?}");
+        assert_eq!(last_step(&s, "bob-phone-1"), Some(1));
+        s.conn()
+            .unwrap()
+            .execute_batch("DROP TRIGGER temp.refuse_all")
+            .unwrap();
+        let retried = s.mfa_authenticate(&mut audited(
+            req(&bob, "bob-phone-1", code_at(5)),
+            "issued to bob",
+        ));
+        assert_eq!(retried, Ok(accepted(5, "bob-phone-1")));
+        assert_eq!(
+            audit_details(&s),
+            [
+                "issued to alice",
+                "issued to bob",
+                "mfa refused: wrong_code"
+            ]
+        );
     }
 
     #[test]

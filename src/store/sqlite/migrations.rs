@@ -159,7 +159,26 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (principal_kind, principal_id, name_lower)
     ) STRICT;
     "#,
+    // 5: aggregated audit records (failed authentications): how many events a row stands for,
+    // and when the last of them happened. Rows written before are single events.
+    r#"
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at INTEGER;
+    "#,
+    // 6: the write-health probe's row.
+    HEALTH,
 ];
+
+/// The write-health probe's row (`health.rs`): one row the broker rewrites every few seconds to
+/// learn whether the store can still commit. Kept apart so it can move to the end of the ladder
+/// when other migrations land before it.
+const HEALTH: &str = r#"
+    CREATE TABLE health (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at INTEGER NOT NULL
+    ) STRICT;
+    "#;
+
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)

@@ -12,14 +12,16 @@
 //! `rusqlite` is named in this module and nowhere else: its errors become
 //! [`StoreError::Backend`] here.
 
+mod audit;
+mod health;
 mod mfa;
 pub mod migrations;
 mod policies;
 mod sessions;
 
 use crate::domain::{
-    AccessKeyRecord, AuditEvent, Capped, Deletion, Dependents, Missing, Outcome, Owner, OwnerRef,
-    Page, Store, StoreError, Taken, User,
+    AccessKeyRecord, AuditEvent, Capped, Deletion, Dependents, Missing, Owner, OwnerRef, Page,
+    Store, StoreError, Taken, User,
 };
 use crate::ids::{AccessKeyId, IamPath, KeyStatus, UserName};
 use migrations::{MIGRATIONS, latest_version};
@@ -300,6 +302,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 const USER_COLS: &str = "id, name, path, created_at";
 
 impl Store for SqliteStore {
+    fn probe_write(&self, at: OffsetDateTime) -> Result<(), StoreError> {
+        health::probe_write(self, at)
+    }
+
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
     }
@@ -525,52 +531,13 @@ impl Store for SqliteStore {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO audit (at, principal, access_key_id, action, source, outcome, error_code, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for e in events {
-                stmt.execute(params![
-                    ts(e.at),
-                    e.principal,
-                    e.access_key_id,
-                    e.action,
-                    e.source,
-                    e.outcome.as_str(),
-                    e.error_code,
-                    e.detail
-                ])?;
-            }
-        }
+        audit::insert(&tx, events)?;
         tx.commit()?;
         Ok(())
     }
 
     fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT at, principal, access_key_id, action, source, outcome, error_code, detail
-             FROM audit ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            let outcome: String = r.get(5)?;
-            Ok(AuditEvent {
-                at: from_ts(r.get(0)?),
-                principal: r.get(1)?,
-                access_key_id: r.get(2)?,
-                action: r.get(3)?,
-                source: r.get(4)?,
-                outcome: if outcome == "success" {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                },
-                error_code: r.get(6)?,
-                detail: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(audit::recent(&*self.conn()?, limit)?)
     }
 }
 
@@ -591,6 +558,38 @@ mod tests {
         drop(c);
         let e = SqliteStore::open(&path).unwrap_err().to_string();
         assert!(e.contains("newer than this build"), "{e}");
+    }
+
+    #[test]
+    fn audit_rows_from_before_aggregation_read_as_single_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let c = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute(
+            "INSERT INTO audit (at, action, outcome) VALUES (1772323200, 'iam:ListUsers', 'success')",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let s = SqliteStore::open(&path).unwrap();
+        let old = s.recent_audit(10).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!((old[0].count, old[0].last_at), (1, None));
+        let aggregate = AuditEvent {
+            count: 5000,
+            last_at: Some(from_ts(1_772_323_259)),
+            ..AuditEvent::single(
+                from_ts(1_772_323_200),
+                "sts:GetCallerIdentity",
+                crate::domain::Outcome::Failure,
+            )
+        };
+        s.append_audit(std::slice::from_ref(&aggregate)).unwrap();
+        assert_eq!(s.recent_audit(1).unwrap(), [aggregate]);
     }
 
     #[test]
