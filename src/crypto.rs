@@ -173,13 +173,14 @@ mod tests {
         MasterKey::from_bytes(MasterKey::generate().as_ref()).unwrap()
     }
 
+    fn binding<'a>(kind: &'a str, owner: &'a str) -> Binding<'a> {
+        Binding { kind, owner }
+    }
+
     #[test]
     fn seal_open_round_trip() {
         let k = key();
-        let b = Binding {
-            kind: "access-key",
-            owner: "AKIAEXAMPLE|root",
-        };
+        let b = binding("access-key", "AKIAEXAMPLE|root");
         let blob = k.seal(b, b"secret").unwrap();
         assert_eq!(k.open(b, &blob).unwrap().as_slice(), b"secret");
         assert!(
@@ -191,29 +192,17 @@ mod tests {
     #[test]
     fn blob_moved_to_another_row_does_not_open() {
         let k = key();
-        let a = Binding {
-            kind: "mfa-seed",
-            owner: "device-a",
-        };
-        let b = Binding {
-            kind: "mfa-seed",
-            owner: "device-b",
-        };
+        let a = binding("mfa-seed", "device-a");
+        let b = binding("mfa-seed", "device-b");
         let blob = k.seal(a, b"seed").unwrap();
         assert_eq!(k.open(b, &blob), Err(CryptoError::Open));
-        let other_kind = Binding {
-            kind: "access-key",
-            owner: "device-a",
-        };
+        let other_kind = binding("access-key", "device-a");
         assert_eq!(k.open(other_kind, &blob), Err(CryptoError::Open));
     }
 
     #[test]
     fn wrong_key_or_tampered_blob_fails() {
-        let b = Binding {
-            kind: "k",
-            owner: "o",
-        };
+        let b = binding("k", "o");
         let blob = key().seal(b, b"x").unwrap();
         assert_eq!(key().open(b, &blob), Err(CryptoError::Open));
         let k = key();

@@ -29,6 +29,8 @@ pub mod resource;
 pub mod server;
 pub mod sigv4;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 /// Code generated from `proto/` (packages `sts.v1`, `iam.v1`, `authz.v1`).
 pub mod proto {

@@ -282,6 +282,15 @@ impl Rpc {
         })
     }
 
+    /// `AddUserToGroup` when `add`, else `RemoveUserFromGroup`.
+    pub fn group_membership(add: bool) -> Self {
+        if add {
+            Self::AddUserToGroup
+        } else {
+            Self::RemoveUserFromGroup
+        }
+    }
+
     /// `{verb}{User,Group,Role}Policy` for a principal of `kind`.
     pub fn principal_policy(verb: PolicyVerb, kind: crate::domain::PrincipalKind) -> Self {
         use crate::domain::PrincipalKind::{Group, Role, User};

@@ -61,14 +61,19 @@ impl Broker {
         }
     }
 
-    fn no_such_user(name: &UserName) -> BrokerError {
+    /// AWS's `NoSuchEntity` for the `kind` (`user`, `group`, `role`) named `name`.
+    pub(super) fn no_such_named(kind: &str, name: impl std::fmt::Display) -> BrokerError {
         BrokerError::new(
             AwsCode::NoSuchEntity,
-            format!("The user with name {name} cannot be found."),
+            format!("The {kind} with name {name} cannot be found."),
         )
     }
 
-    async fn find_user(&self, name: &UserName) -> Result<Option<User>, BrokerError> {
+    pub(super) fn no_such_user(name: &UserName) -> BrokerError {
+        Self::no_such_named("user", name)
+    }
+
+    pub(super) async fn find_user(&self, name: &UserName) -> Result<Option<User>, BrokerError> {
         let n = name.clone();
         self.blocking(move |s| s.get_user(&n)).await
     }
@@ -87,12 +92,11 @@ impl Broker {
     pub async fn create_user(
         &self,
         caller: &Caller,
-        input: CreateUser,
-    ) -> Result<UserView, BrokerError> {
-        let CreateUser {
+        CreateUser {
             user_name: name,
             path,
-        } = input;
+        }: CreateUser,
+    ) -> Result<UserView, BrokerError> {
         self.authorize(
             caller,
             Rpc::CreateUser,
@@ -298,13 +302,12 @@ impl Broker {
     pub async fn update_access_key(
         &self,
         caller: &Caller,
-        input: UpdateAccessKey,
-    ) -> Result<(), BrokerError> {
-        let UpdateAccessKey {
+        UpdateAccessKey {
             user_name,
             access_key_id: id,
             status,
-        } = input;
+        }: UpdateAccessKey,
+    ) -> Result<(), BrokerError> {
         let target = self
             .key_target(caller, user_name.as_ref(), Rpc::UpdateAccessKey)
             .await?;
@@ -316,12 +319,11 @@ impl Broker {
     pub async fn delete_access_key(
         &self,
         caller: &Caller,
-        input: DeleteAccessKey,
-    ) -> Result<(), BrokerError> {
-        let DeleteAccessKey {
+        DeleteAccessKey {
             user_name,
             access_key_id: id,
-        } = input;
+        }: DeleteAccessKey,
+    ) -> Result<(), BrokerError> {
         let target = self
             .key_target(caller, user_name.as_ref(), Rpc::DeleteAccessKey)
             .await?;

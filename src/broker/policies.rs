@@ -308,12 +308,7 @@ impl Broker {
         );
         self.authorize(caller, rpc, &resource).await?;
         let found = found.map(|(id, r)| (id, r.into_arn()));
-        found.ok_or_else(|| {
-            BrokerError::new(
-                AwsCode::NoSuchEntity,
-                format!("The {} with name {name} cannot be found.", kind.as_str()),
-            )
-        })
+        found.ok_or_else(|| Self::no_such_named(kind.as_str(), name))
     }
 
     // ---------------------------------------------------------------- groups
@@ -322,12 +317,11 @@ impl Broker {
     pub async fn create_group(
         &self,
         caller: &Caller,
-        input: CreateGroup,
-    ) -> Result<(Group, String), BrokerError> {
-        let CreateGroup {
+        CreateGroup {
             group_name: name,
             path,
-        } = input;
+        }: CreateGroup,
+    ) -> Result<(Group, String), BrokerError> {
         let resource = self.arn(PrincipalKind::Group, &path, name.as_str());
         self.authorize(caller, Rpc::CreateGroup, &resource).await?;
         let arn = resource.into_arn();
@@ -356,12 +350,7 @@ impl Broker {
         let group = self
             .blocking(move |s| s.get_group(&n))
             .await?
-            .ok_or_else(|| {
-                BrokerError::new(
-                    AwsCode::NoSuchEntity,
-                    format!("The group with name {name} cannot be found."),
-                )
-            })?;
+            .ok_or_else(|| Self::no_such_named("group", &name))?;
         let members = self.blocking(move |s| s.group_members(&id)).await?;
         Ok((
             group,
@@ -383,27 +372,19 @@ impl Broker {
     pub async fn group_membership(
         &self,
         caller: &Caller,
-        input: GroupMembership,
+        GroupMembership {
+            group_name,
+            user_name,
+        }: GroupMembership,
         add: bool,
     ) -> Result<(), BrokerError> {
-        let rpc = if add {
-            Rpc::AddUserToGroup
-        } else {
-            Rpc::RemoveUserFromGroup
-        };
-        let group = PrincipalName::Group(input.group_name);
+        let group = PrincipalName::Group(group_name);
+        let rpc = Rpc::group_membership(add);
         let (gid, _) = self.principal_by_name(caller, &group, rpc).await?;
-        let user = input.user_name;
-        let n = user.clone();
         let u = self
-            .blocking(move |s| s.get_user(&n))
+            .find_user(&user_name)
             .await?
-            .ok_or_else(|| {
-                BrokerError::new(
-                    AwsCode::NoSuchEntity,
-                    format!("The user with name {user} cannot be found."),
-                )
-            })?;
+            .ok_or_else(|| Self::no_such_user(&user_name))?;
         let uid = u.id;
         if add {
             self.blocking(move |s| s.add_user_to_group(&gid, &uid))
@@ -422,14 +403,13 @@ impl Broker {
     pub async fn create_policy(
         &self,
         caller: &Caller,
-        input: CreatePolicy,
-    ) -> Result<ManagedPolicy, BrokerError> {
-        let CreatePolicy {
+        CreatePolicy {
             policy_name: name,
             document,
             path,
             description,
-        } = input;
+        }: CreatePolicy,
+    ) -> Result<ManagedPolicy, BrokerError> {
         PolicyDocument::parse(&document, PolicyKind::Managed).map_err(malformed)?;
         let resource = Resource::named(ResourceKind::Policy, &self.account, &path, name.as_str());
         self.authorize(caller, Rpc::CreatePolicy, &resource).await?;
@@ -459,9 +439,8 @@ impl Broker {
     pub async fn get_policy(
         &self,
         caller: &Caller,
-        input: ForPolicy,
+        ForPolicy { policy_arn: arn }: ForPolicy,
     ) -> Result<ManagedPolicy, BrokerError> {
-        let arn = input.policy_arn;
         self.authorize(caller, Rpc::GetPolicy, &Self::policy_resource(&arn))
             .await?;
         let a = arn.to_string();
@@ -554,13 +533,12 @@ impl Broker {
     pub async fn put_inline(
         &self,
         caller: &Caller,
-        input: PutInlinePolicy,
-    ) -> Result<(), BrokerError> {
-        let PutInlinePolicy {
+        PutInlinePolicy {
             principal,
             policy_name: pname,
             document,
-        } = input;
+        }: PutInlinePolicy,
+    ) -> Result<(), BrokerError> {
         let kind = principal.kind();
         let doc_kind = match kind {
             PrincipalKind::User => PolicyKind::UserInline,
@@ -606,14 +584,14 @@ impl Broker {
     pub async fn delete_inline(
         &self,
         caller: &Caller,
-        input: InlinePolicy,
+        InlinePolicy {
+            principal,
+            policy_name: pname,
+        }: InlinePolicy,
     ) -> Result<(), BrokerError> {
-        let kind = input.principal.kind();
-        let pname = input.policy_name;
+        let kind = principal.kind();
         let rpc = Rpc::principal_policy(PolicyVerb::Delete, kind);
-        let (id, _) = self
-            .principal_by_name(caller, &input.principal, rpc)
-            .await?;
+        let (id, _) = self.principal_by_name(caller, &principal, rpc).await?;
         self.blocking(move |s| s.delete_inline_policy(kind, &id, pname.as_str()))
             .await?;
         self.invalidate_policies();

@@ -6,9 +6,8 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -123,29 +122,9 @@ fn ensure_dir() -> anyhow::Result<PathBuf> {
 /// renamed over the old entry, so a reader never sees half a file.
 pub fn store(key: &Key, entry: &Entry) -> anyhow::Result<PathBuf> {
     let d = ensure_dir()?;
-    let path = d.join(key.file_name());
-    let tmp = d.join(format!(
-        ".{}.{}.{:x}.tmp",
-        key.file_name(),
-        std::process::id(),
-        rand::random::<u32>()
-    ));
     let body = Zeroizing::new(serde_json::to_vec(entry)?);
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write cache file in `{}`", d.display()));
-    }
-    Ok(path)
+    super::configure::replace_private(&d, &key.file_name(), &body)
+        .with_context(|| format!("cannot write cache file in `{}`", d.display()))
 }
 
 /// Removes every cached session; returns how many files were removed.

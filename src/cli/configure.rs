@@ -151,6 +151,17 @@ fn write_private(path: &Path, body: &[u8]) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    replace_private(&dir, &name, body)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Writes `body` to `dir/name`, readable by the owner alone (0600): first to a temporary file
+/// beside it, then renamed over the old file, so a reader never sees half a file. The temporary
+/// file is removed when a step fails. Returns the file's path. The session cache writes its
+/// entries through this too.
+pub(super) fn replace_private(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
     let tmp = dir.join(format!(
         ".{name}.{}.{:x}.tmp",
         std::process::id(),
@@ -164,12 +175,12 @@ fn write_private(path: &Path, body: &[u8]) -> anyhow::Result<()> {
             .open(&tmp)?;
         f.write_all(body)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, &path)
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-        anyhow::Error::new(e).context(format!("cannot write `{}`", path.display()))
-    })
+    })?;
+    Ok(path)
 }
 
 pub fn run(a: ConfigureArgs) -> anyhow::Result<i32> {

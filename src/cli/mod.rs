@@ -11,7 +11,7 @@ mod verbs;
 
 pub use configure::ConfigureArgs;
 pub use iam::{BootstrapMethod, ContextEntries, DeviceCodes, IamAction, Simulation};
-pub use session::{EXIT_NEED_CODE, RoleArgs, SessionArgs, WrapperOutput};
+pub use session::{EXIT_NEED_CODE, SessionArgs, SessionSource, WrapperOutput};
 
 use crate::client::{Client, Credentials};
 use crate::clock::SystemClock;
@@ -122,14 +122,7 @@ pub enum Command {
     },
     /// Print the credential_process JSON, for `credential_process = sts-broker credential-process
     /// --serial-number S` in ~/.aws/config. Prompts only on /dev/tty, if there is one.
-    CredentialProcess {
-        #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        session: SessionArgs,
-        #[command(flatten)]
-        role: RoleArgs,
-    },
+    CredentialProcess(SessionSource),
     /// Run COMMAND with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
     /// AWS_CREDENTIAL_EXPIRATION set to a session's (AWS_PROFILE removed).
     ///
@@ -137,11 +130,7 @@ pub enum Command {
     /// shell shows death by signal N as 128+N). 127: COMMAND not found, 126: not runnable.
     Exec {
         #[command(flatten)]
-        client: ClientArgs,
-        #[command(flatten)]
-        session: SessionArgs,
-        #[command(flatten)]
-        role: RoleArgs,
+        from: SessionSource,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
@@ -318,13 +307,7 @@ pub async fn run(cli: Cli) -> i32 {
             client,
             session,
             output,
-        } => {
-            let no_role = RoleArgs {
-                role_arn: None,
-                role_session_name: None,
-            };
-            print_session(&client, &session, &no_role, output).await
-        }
+        } => print_session(&client, &session, None, output).await,
         Command::AssumeRole {
             client,
             session,
@@ -332,29 +315,18 @@ pub async fn run(cli: Cli) -> i32 {
             role_session_name,
             output,
         } => {
-            let role = RoleArgs {
-                role_arn: Some(role_arn),
-                role_session_name,
+            let role = session::Role {
+                arn: &role_arn,
+                session_name: role_session_name.as_deref(),
             };
-            print_session(&client, &session, &role, output).await
+            print_session(&client, &session, Some(role), output).await
         }
-        Command::CredentialProcess {
-            client,
-            session,
-            role,
-        } => session::obtain(&client, &session, &role, session::Prompt::IfDevTty)
-            .await
-            .map(|s| {
-                session::print(&s, WrapperOutput::CredentialProcess);
-                0
-            }),
-        Command::Exec {
-            client,
-            session,
-            role,
-            command,
-        } => match session::obtain(&client, &session, &role, session::Prompt::IfStdinIsTty).await {
-            Ok(s) => session::exec(&s, &client.endpoint, &command),
+        Command::CredentialProcess(from) => from.obtain(session::Prompt::IfDevTty).await.map(|s| {
+            session::print(&s, WrapperOutput::CredentialProcess);
+            0
+        }),
+        Command::Exec { from, command } => match from.obtain(session::Prompt::IfStdinIsTty).await {
+            Ok(s) => session::exec(&s, &from.client.endpoint, &command),
             Err(e) => Err(e),
         },
         Command::Totp { secret_file } => session::totp(&secret_file),
@@ -378,7 +350,7 @@ pub async fn run(cli: Cli) -> i32 {
 async fn print_session(
     client: &ClientArgs,
     session: &SessionArgs,
-    role: &RoleArgs,
+    role: Option<session::Role<'_>>,
     output: WrapperOutput,
 ) -> anyhow::Result<i32> {
     let s = session::obtain(client, session, role, session::Prompt::IfStdinIsTty).await?;

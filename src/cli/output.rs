@@ -221,14 +221,26 @@ pub fn credentials(c: &crate::proto::sts::v1::Credentials) -> Value {
     })
 }
 
+/// What users, groups and roles print alike, in aws's order: `Path`, `<Kind>Name`, `<Kind>Id`,
+/// `Arn` and `CreateDate`.
+fn principal(
+    kind: &str,
+    path: &str,
+    [name, id, arn]: [&str; 3],
+    created: Option<&prost_types::Timestamp>,
+) -> Value {
+    let mut v = serde_json::Map::new();
+    v.insert("Path".to_owned(), json!(path));
+    v.insert(format!("{kind}Name"), json!(name));
+    v.insert(format!("{kind}Id"), json!(id));
+    v.insert("Arn".to_owned(), json!(arn));
+    v.insert("CreateDate".to_owned(), time(created));
+    Value::Object(v)
+}
+
 pub fn user(u: &iam::User) -> Value {
-    let mut v = json!({
-        "Path": u.path,
-        "UserName": u.user_name,
-        "UserId": u.user_id,
-        "Arn": u.arn,
-        "CreateDate": time(u.create_date.as_ref()),
-    });
+    let ids = [&*u.user_name, &u.user_id, &u.arn];
+    let mut v = principal("User", &u.path, ids, u.create_date.as_ref());
     if u.user_name.is_empty()
         && let Some(o) = v.as_object_mut()
     {
@@ -266,15 +278,10 @@ pub fn document(doc: &str) -> Value {
 
 /// A `Role`; `Description` only when it has one, as aws prints it.
 pub fn role(r: &iam::Role) -> Value {
-    let mut v = json!({
-        "Path": r.path,
-        "RoleName": r.role_name,
-        "RoleId": r.role_id,
-        "Arn": r.arn,
-        "CreateDate": time(r.create_date.as_ref()),
-        "AssumeRolePolicyDocument": document(&r.assume_role_policy_document),
-        "MaxSessionDuration": r.max_session_duration,
-    });
+    let ids = [&*r.role_name, &r.role_id, &r.arn];
+    let mut v = principal("Role", &r.path, ids, r.create_date.as_ref());
+    v["AssumeRolePolicyDocument"] = document(&r.assume_role_policy_document);
+    v["MaxSessionDuration"] = json!(r.max_session_duration);
     if !r.description.is_empty() {
         v["Description"] = json!(r.description);
     }
@@ -282,13 +289,8 @@ pub fn role(r: &iam::Role) -> Value {
 }
 
 pub fn group(g: &iam::Group) -> Value {
-    json!({
-        "Path": g.path,
-        "GroupName": g.group_name,
-        "GroupId": g.group_id,
-        "Arn": g.arn,
-        "CreateDate": time(g.create_date.as_ref()),
-    })
+    let ids = [&*g.group_name, &g.group_id, &g.arn];
+    principal("Group", &g.path, ids, g.create_date.as_ref())
 }
 
 /// A managed `Policy`; `Description` only when it has one, as aws prints it.

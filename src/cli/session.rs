@@ -49,15 +49,39 @@ pub struct SessionArgs {
     pub no_cache: bool,
 }
 
-/// An optional role to assume instead of getting a session token.
+/// Where `credential-process` and `exec` get their session: the broker and the profile, how the
+/// MFA code is had, and the role to assume, if any.
 #[derive(Debug, Args)]
-pub struct RoleArgs {
+pub struct SessionSource {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// Assume this role (AssumeRole) instead of getting a session token.
     #[arg(long)]
     pub role_arn: Option<String>,
     /// The role session's name (default: `sts-broker-<unix time>`).
     #[arg(long, requires = "role_arn")]
     pub role_session_name: Option<String>,
+}
+
+impl SessionSource {
+    /// [`obtain`] with these arguments.
+    pub async fn obtain(&self, prompt: Prompt) -> anyhow::Result<Session> {
+        let role = self.role_arn.as_deref().map(|arn| Role {
+            arn,
+            session_name: self.role_session_name.as_deref(),
+        });
+        obtain(&self.client, &self.session, role, prompt).await
+    }
+}
+
+/// A role to assume instead of getting a session token.
+#[derive(Debug, Clone, Copy)]
+pub struct Role<'a> {
+    pub arn: &'a str,
+    /// The role session's name (default: `sts-broker-<unix time>`).
+    pub session_name: Option<&'a str>,
 }
 
 /// `--output` of `get-session-token` and `assume-role`.
@@ -216,7 +240,7 @@ fn code_refused_exit(op: &str, st: &tonic::Status, args: &SessionArgs) -> anyhow
 pub async fn obtain(
     client: &ClientArgs,
     s: &SessionArgs,
-    role: &RoleArgs,
+    role: Option<Role<'_>>,
     prompt: Prompt,
 ) -> anyhow::Result<Session> {
     let resolved = credentials::resolve_full(
@@ -228,7 +252,7 @@ pub async fn obtain(
         endpoint: client.endpoint.clone(),
         access_key_id: resolved.credentials.access_key_id.clone(),
         serial_number: serial.clone(),
-        role_arn: role.role_arn.clone(),
+        role_arn: role.map(|r| r.arn.to_owned()),
     };
     if !s.no_cache
         && let Some(e) = cache::load(&key, now())
@@ -254,43 +278,38 @@ pub async fn obtain(
         resolved.credentials.clone(),
     )
     .await?;
-    let creds = match &role.role_arn {
+    let token_code = code.as_ref().map(|c| c.to_string());
+    let (op, answer) = match role {
         None => {
-            let op = "GetSessionToken";
             let req = sts::GetSessionTokenRequest {
                 duration_seconds: s.duration_seconds,
                 serial_number: serial.clone(),
-                token_code: code.as_ref().map(|c| c.to_string()),
+                token_code,
             };
-            c.sts()
-                .get_session_token(req)
-                .await
-                .map_err(|e| code_refused_exit(op, &e, s))?
-                .into_inner()
-                .credentials
+            let answer = c.sts().get_session_token(req).await;
+            (
+                "GetSessionToken",
+                answer.map(|r| r.into_inner().credentials),
+            )
         }
-        Some(arn) => {
-            let op = "AssumeRole";
+        Some(role) => {
             let req = sts::AssumeRoleRequest {
-                role_arn: arn.clone(),
+                role_arn: role.arn.to_owned(),
                 role_session_name: role
-                    .role_session_name
-                    .clone()
-                    .unwrap_or_else(|| format!("sts-broker-{}", now())),
+                    .session_name
+                    .map_or_else(|| format!("sts-broker-{}", now()), str::to_owned),
                 duration_seconds: s.duration_seconds,
                 serial_number: serial.clone(),
-                token_code: code.as_ref().map(|c| c.to_string()),
+                token_code,
                 policy: None,
             };
-            c.sts()
-                .assume_role(req)
-                .await
-                .map_err(|e| code_refused_exit(op, &e, s))?
-                .into_inner()
-                .credentials
+            let answer = c.sts().assume_role(req).await;
+            ("AssumeRole", answer.map(|r| r.into_inner().credentials))
         }
-    }
-    .context("the broker's answer has no credentials")?;
+    };
+    let creds = answer
+        .map_err(|e| code_refused_exit(op, &e, s))?
+        .context("the broker's answer has no credentials")?;
     let session = Session {
         access_key_id: creds.access_key_id.clone(),
         secret_access_key: Zeroizing::new(creds.secret_access_key.clone()),

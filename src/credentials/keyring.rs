@@ -260,13 +260,19 @@ mod tests {
         (KeyRing::from_records(&recs, m, now).unwrap(), recs)
     }
 
-    #[test]
-    fn sign_and_verify_round_trip_and_time_claims() {
+    /// A one-key ring made at a fixed time, a token it signed then, and that time (Unix seconds).
+    fn setup() -> (KeyRing, String, i64, Vec<SigningKeyRecord>) {
         let m = master();
         let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let (r, _) = ring(&m, t);
+        let (r, recs) = ring(&m, t);
         let now = t.unix_timestamp();
         let tok = r.sign(&claims(now)).unwrap();
+        (r, tok, now, recs)
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip_and_time_claims() {
+        let (r, tok, now, _) = setup();
         assert_eq!(r.verify(&tok, &expect(), now).unwrap(), claims(now));
         assert_eq!(r.verify(&tok, &expect(), now + 899).unwrap().jti, "j1");
         assert_eq!(
@@ -390,15 +396,6 @@ mod tests {
             (h, p, it.next().unwrap().to_owned())
         }
 
-        fn setup() -> (KeyRing, String, i64, Vec<SigningKeyRecord>) {
-            let m = master();
-            let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-            let (r, recs) = ring(&m, t);
-            let now = t.unix_timestamp();
-            let tok = r.sign(&claims(now)).unwrap();
-            (r, tok, now, recs)
-        }
-
         fn refused(r: &KeyRing, tok: &str, now: i64) -> TokenError {
             r.verify(tok, &expect(), now).expect_err("must be refused")
         }
@@ -493,10 +490,7 @@ mod tests {
 
         #[test]
         fn claim_set_attacks() {
-            let m = master();
-            let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-            let (r, _) = ring(&m, t);
-            let now = t.unix_timestamp();
+            let (r, _, now, _) = setup();
             // Signed by our own key, so only the claims are wrong.
             let sign_raw = |payload: serde_json::Value| {
                 let (kid, key) = r.current().unwrap();

@@ -413,12 +413,17 @@ arn:aws:iam::123456789012:mfa/hw_token-1,base32:gezd gnbv gy3t qojq gezd gnbv gy
 
     #[test]
     fn serial_rules() {
-        assert!(validate_serial("GAHT12345678").is_ok());
-        assert!(validate_serial("ABCD12345678").is_ok());
-        assert!(validate_serial("arn:aws:iam::123456789012:mfa/JaneDoeMFA").is_ok());
-        assert!(validate_serial("a+b=c/d:e.f@g-h_i").is_ok());
-        assert!(validate_serial(&"S".repeat(9)).is_ok());
-        assert!(validate_serial(&"S".repeat(256)).is_ok());
+        let (nine, max) = ("S".repeat(9), "S".repeat(256));
+        for good in [
+            "GAHT12345678",
+            "ABCD12345678",
+            "arn:aws:iam::123456789012:mfa/JaneDoeMFA",
+            "a+b=c/d:e.f@g-h_i",
+            &nine,
+            &max,
+        ] {
+            assert!(validate_serial(good).is_ok(), "{good}");
+        }
         assert_eq!(
             validate_serial("GAHT1234").unwrap_err(),
             LineProblem::SerialLength { len: 8 }
@@ -467,10 +472,7 @@ arn:aws:iam::123456789012:mfa/hw_token-1,base32:gezd gnbv gy3t qojq gezd gnbv gy
                 value: "`7`".into(),
             },
         ];
-        for p in problems {
-            let m = p.to_string();
-            assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
-        }
+        crate::mfa::assert_lowercase_messages(problems);
         assert!(ImportError::NoTokens.to_string().starts_with('s'));
     }
 }

@@ -38,3 +38,15 @@ pub use totp::{
     Algorithm, Digits, Match, Period, Resync, TotpCode, TotpError, TotpParams, code_at, hotp,
     match_window, resync, step_for, verify,
 };
+
+/// Asserts that every message starts with a lowercase letter: the standard library's
+/// `std::error::Error` documentation asks for "concise lowercase sentences", as callers print them
+/// after a colon.
+#[cfg(test)]
+#[track_caller]
+fn assert_lowercase_messages<E: std::fmt::Display>(errors: impl IntoIterator<Item = E>) {
+    for e in errors {
+        let m = e.to_string();
+        assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
+    }
+}

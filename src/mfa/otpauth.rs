@@ -333,9 +333,6 @@ mod tests {
 
     #[test]
     fn error_messages_are_lowercase() {
-        for e in [OtpauthError::QrTooLarge, OtpauthError::Png] {
-            let m = e.to_string();
-            assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
-        }
+        crate::mfa::assert_lowercase_messages([OtpauthError::QrTooLarge, OtpauthError::Png]);
     }
 }

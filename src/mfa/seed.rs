@@ -262,36 +262,25 @@ mod tests {
 
     #[test]
     fn base32_rejects() {
-        // Invalid alphabet ('1', '0', '8' are not base32).
-        assert_eq!(
-            Seed::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1").unwrap_err(),
-            SeedError::InvalidBase32
-        );
-        // Padding in the middle.
-        assert_eq!(
-            Seed::from_base32("GEZDGNBV=Y3TQOJQGEZDGNBVGY3TQOJQ").unwrap_err(),
-            SeedError::InvalidBase32
-        );
-        // Impossible length (1 mod 8).
-        assert_eq!(
-            Seed::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQA").unwrap_err(),
-            SeedError::InvalidBase32
-        );
-        // 80-bit seed: valid base32 but below the 128-bit minimum.
-        assert_eq!(
-            Seed::from_base32("JBSWY3DPEHPK3PXP").unwrap_err(),
-            SeedError::TooShort { len: 10 }
-        );
-        assert_eq!(
-            Seed::from_base32("").unwrap_err(),
-            SeedError::TooShort { len: 0 }
-        );
         // Too long: 65 bytes.
         let long = BASE32_NOPAD.encode(&[7u8; 65]);
-        assert_eq!(
-            Seed::from_base32(&long).unwrap_err(),
-            SeedError::TooLong { len: 65 }
-        );
+        for (text, want) in [
+            // Invalid alphabet ('1', '0', '8' are not base32).
+            ("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1", SeedError::InvalidBase32),
+            // Padding in the middle.
+            ("GEZDGNBV=Y3TQOJQGEZDGNBVGY3TQOJQ", SeedError::InvalidBase32),
+            // Impossible length (1 mod 8).
+            (
+                "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQA",
+                SeedError::InvalidBase32,
+            ),
+            // 80-bit seed: valid base32 but below the 128-bit minimum.
+            ("JBSWY3DPEHPK3PXP", SeedError::TooShort { len: 10 }),
+            ("", SeedError::TooShort { len: 0 }),
+            (&long, SeedError::TooLong { len: 65 }),
+        ] {
+            assert_eq!(Seed::from_base32(text).unwrap_err(), want, "{text:?}");
+        }
     }
 
     #[test]
@@ -300,18 +289,22 @@ mod tests {
         assert_eq!(s.expose_secret(), b"12345678901234567890");
         let s = Seed::from_hex("3132 3334 3536 3738 3930 3132 3334 3536 3738 393A").unwrap();
         assert_eq!(s.len(), 20);
-        assert_eq!(
-            Seed::from_hex("3132333435363738393031323334353637383930F").unwrap_err(),
-            SeedError::InvalidHex
-        );
-        assert_eq!(
-            Seed::from_hex("zz32333435363738393031323334353637383930").unwrap_err(),
-            SeedError::InvalidHex
-        );
-        assert_eq!(
-            Seed::from_hex("00112233445566778899aabbccddee").unwrap_err(),
-            SeedError::TooShort { len: 15 }
-        );
+        for (text, want) in [
+            (
+                "3132333435363738393031323334353637383930F",
+                SeedError::InvalidHex,
+            ),
+            (
+                "zz32333435363738393031323334353637383930",
+                SeedError::InvalidHex,
+            ),
+            (
+                "00112233445566778899aabbccddee",
+                SeedError::TooShort { len: 15 },
+            ),
+        ] {
+            assert_eq!(Seed::from_hex(text).unwrap_err(), want, "{text:?}");
+        }
     }
 
     #[test]
@@ -330,16 +323,13 @@ mod tests {
 
     #[test]
     fn error_messages_are_lowercase() {
-        for e in [
+        crate::mfa::assert_lowercase_messages([
             SeedError::TooShort { len: 3 },
             SeedError::TooLong { len: 99 },
             SeedError::InvalidBase32,
             SeedError::InvalidHex,
             SeedError::Rng,
-        ] {
-            let m = e.to_string();
-            assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
-        }
+        ]);
     }
 
     proptest! {

@@ -122,6 +122,20 @@ impl std::str::FromStr for Algorithm {
     }
 }
 
+/// The one of `choices` whose `number` is written `text` (white space around it ignored), in
+/// decimal and nothing else (no sign, no leading zero); else `text`, trimmed, for the error.
+fn by_decimal<T: Copy, N: ToString>(
+    text: &str,
+    choices: [T; 2],
+    number: fn(T) -> N,
+) -> Result<T, String> {
+    let text = text.trim();
+    choices
+        .into_iter()
+        .find(|&c| number(c).to_string() == text)
+        .ok_or_else(|| text.to_owned())
+}
+
 /// Number of code digits (RFC 4226 §5.3: at least 6; 8 for the RFC 6238 tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Digits {
@@ -141,31 +155,14 @@ impl Digits {
         }
     }
 
+    /// 10^digits: a code is the truncated HOTP value modulo this (RFC 4226 §5.3).
     fn modulus(self) -> u32 {
-        match self {
-            Self::Six => 1_000_000,
-            Self::Eight => 100_000_000,
-        }
+        10u32.pow(self.get())
     }
 
     /// Parses `6` or `8`.
     pub fn parse(text: &str) -> Result<Self, TotpError> {
-        match text.trim() {
-            "6" => Ok(Self::Six),
-            "8" => Ok(Self::Eight),
-            other => Err(TotpError::UnsupportedDigits(other.to_owned())),
-        }
-    }
-}
-
-impl TryFrom<u32> for Digits {
-    type Error = TotpError;
-    fn try_from(v: u32) -> Result<Self, Self::Error> {
-        match v {
-            6 => Ok(Self::Six),
-            8 => Ok(Self::Eight),
-            other => Err(TotpError::UnsupportedDigits(other.to_string())),
-        }
+        by_decimal(text, [Self::Six, Self::Eight], Self::get).map_err(TotpError::UnsupportedDigits)
     }
 }
 
@@ -190,24 +187,24 @@ impl Period {
 
     /// Parses `30` or `60`.
     pub fn parse(text: &str) -> Result<Self, TotpError> {
-        match text.trim() {
-            "30" => Ok(Self::Thirty),
-            "60" => Ok(Self::Sixty),
-            other => Err(TotpError::UnsupportedPeriod(other.to_owned())),
-        }
+        by_decimal(text, [Self::Thirty, Self::Sixty], Self::as_secs)
+            .map_err(TotpError::UnsupportedPeriod)
     }
 }
 
-impl TryFrom<u64> for Period {
-    type Error = TotpError;
-    fn try_from(v: u64) -> Result<Self, Self::Error> {
-        match v {
-            30 => Ok(Self::Thirty),
-            60 => Ok(Self::Sixty),
-            other => Err(TotpError::UnsupportedPeriod(other.to_string())),
+/// `TryFrom<number>` for a parameter: the same rule as its `parse`, on the number's decimal form.
+macro_rules! try_from_decimal {
+    ($($param:ty: $number:ty),*) => {$(
+        impl TryFrom<$number> for $param {
+            type Error = TotpError;
+            fn try_from(v: $number) -> Result<Self, Self::Error> {
+                Self::parse(&v.to_string())
+            }
         }
-    }
+    )*};
 }
+
+try_from_decimal!(Digits: u32, Period: u64);
 
 /// The non-secret TOTP parameters of a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -892,16 +889,27 @@ mod tests {
         assert_eq!(drift_of(0, u64::MAX), i64::MIN);
     }
 
+    /// The step the resync tests run at.
+    const NOW: u64 = 56_666_666;
+
+    /// `resync` at step [`NOW`] over SEED20's codes (AWS parameters) of steps `first` and
+    /// `second`, in `window`, after `last` was accepted.
+    fn resync_steps(
+        first: u64,
+        second: u64,
+        window: u32,
+        last: Option<u64>,
+    ) -> Result<Resync, TotpError> {
+        let (s, p) = (seed(SEED20), TotpParams::AWS);
+        let (c1, c2) = (code_at(&s, &p, first), code_at(&s, &p, second));
+        resync(&s, &p, &c1, &c2, NOW, window, last)
+    }
+
     #[test]
     fn resync_found_ahead_and_behind() {
-        let s = seed(SEED20);
-        let p = TotpParams::AWS;
-        let now = 56_666_666u64;
         for drift in [-10i64, -4, 0, 1, 7, 9] {
-            let d = now.saturating_add_signed(drift);
-            let c1 = code_at(&s, &p, d);
-            let c2 = code_at(&s, &p, d + 1);
-            let r = resync(&s, &p, &c1, &c2, now, RESYNC_WINDOW, None).unwrap();
+            let d = NOW.saturating_add_signed(drift);
+            let r = resync_steps(d, d + 1, RESYNC_WINDOW, None).unwrap();
             assert_eq!(r.step, d + 1, "drift {drift}");
             assert_eq!(r.drift, drift + 1, "drift {drift}");
         }
@@ -909,29 +917,20 @@ mod tests {
 
     #[test]
     fn resync_not_found_outside_window() {
-        let s = seed(SEED20);
-        let p = TotpParams::AWS;
-        let now = 56_666_666u64;
-        let d = now + 11;
-        let c1 = code_at(&s, &p, d);
-        let c2 = code_at(&s, &p, d + 1);
+        let d = NOW + 11;
         assert_eq!(
-            resync(&s, &p, &c1, &c2, now, RESYNC_WINDOW, None).unwrap_err(),
+            resync_steps(d, d + 1, RESYNC_WINDOW, None).unwrap_err(),
             TotpError::ResyncFailed
         );
         // Enable uses the normal window: two steps off is refused.
-        let c1 = code_at(&s, &p, now + 2);
-        let c2 = code_at(&s, &p, now + 3);
         assert_eq!(
-            resync(&s, &p, &c1, &c2, now, ENABLE_WINDOW, None).unwrap_err(),
+            resync_steps(NOW + 2, NOW + 3, ENABLE_WINDOW, None).unwrap_err(),
             TotpError::ResyncFailed
         );
-        let c1 = code_at(&s, &p, now - 1);
-        let c2 = code_at(&s, &p, now);
         assert_eq!(
-            resync(&s, &p, &c1, &c2, now, ENABLE_WINDOW, None).unwrap(),
+            resync_steps(NOW - 1, NOW, ENABLE_WINDOW, None).unwrap(),
             Resync {
-                step: now,
+                step: NOW,
                 drift: 0
             }
         );
@@ -939,59 +938,44 @@ mod tests {
 
     #[test]
     fn resync_rejects_identical_reversed_and_gapped() {
-        let s = seed(SEED20);
-        let p = TotpParams::AWS;
-        let now = 56_666_666u64;
-        let a = code_at(&s, &p, now);
-        let a2 = code_at(&s, &p, now);
         assert_eq!(
-            resync(&s, &p, &a, &a2, now, RESYNC_WINDOW, None).unwrap_err(),
+            resync_steps(NOW, NOW, RESYNC_WINDOW, None).unwrap_err(),
             TotpError::IdenticalCodes
         );
-        let b = code_at(&s, &p, now + 1);
         assert_eq!(
-            resync(&s, &p, &b, &a, now, RESYNC_WINDOW, None).unwrap_err(),
+            resync_steps(NOW + 1, NOW, RESYNC_WINDOW, None).unwrap_err(),
             TotpError::ResyncFailed
         );
-        let gap = code_at(&s, &p, now + 2);
         assert_eq!(
-            resync(&s, &p, &a, &gap, now, RESYNC_WINDOW, None).unwrap_err(),
+            resync_steps(NOW, NOW + 2, RESYNC_WINDOW, None).unwrap_err(),
             TotpError::ResyncFailed
         );
     }
 
     #[test]
     fn resync_refuses_already_used_codes() {
-        let s = seed(SEED20);
-        let p = TotpParams::AWS;
-        let now = 56_666_666u64;
-        let c1 = code_at(&s, &p, now);
-        let c2 = code_at(&s, &p, now + 1);
         assert_eq!(
-            resync(&s, &p, &c1, &c2, now, RESYNC_WINDOW, Some(now)).unwrap_err(),
+            resync_steps(NOW, NOW + 1, RESYNC_WINDOW, Some(NOW)).unwrap_err(),
             TotpError::ResyncFailed
         );
         assert_eq!(
-            resync(&s, &p, &c1, &c2, now, RESYNC_WINDOW, Some(now - 1))
+            resync_steps(NOW, NOW + 1, RESYNC_WINDOW, Some(NOW - 1))
                 .unwrap()
                 .step,
-            now + 1
+            NOW + 1
         );
     }
 
     #[test]
     fn error_messages_are_lowercase() {
-        for e in [
+        crate::mfa::assert_lowercase_messages([
             TotpError::InvalidCode { expected: 6 },
             TotpError::UnsupportedDigits("7".into()),
             TotpError::UnsupportedPeriod("45".into()),
             TotpError::UnsupportedAlgorithm("MD5".into()),
             TotpError::IdenticalCodes,
             TotpError::ResyncFailed,
-        ] {
-            let m = e.to_string();
-            assert!(m.starts_with(|c: char| c.is_ascii_lowercase()), "{m}");
-        }
+        ]);
     }
 
     proptest! {

@@ -85,7 +85,8 @@ pub(crate) struct Operator {
     pub qualifier: Option<SetQualifier>,
 }
 
-/// The base operator names, case-sensitive as in the grammar.
+/// The base operator names, case-sensitive as in the grammar; the `Numeric…` and `Date…` names
+/// are a family's prefix and a [`comparison`].
 const OPERATORS: &[(&str, Family, bool)] = &[
     ("StringEquals", Family::StringEquals, false),
     ("StringNotEquals", Family::StringEquals, true),
@@ -101,18 +102,6 @@ const OPERATORS: &[(&str, Family, bool)] = &[
     ),
     ("StringLike", Family::StringLike, false),
     ("StringNotLike", Family::StringLike, true),
-    ("NumericEquals", Family::Numeric(Cmp::Eq), false),
-    ("NumericNotEquals", Family::Numeric(Cmp::Eq), true),
-    ("NumericLessThan", Family::Numeric(Cmp::Lt), false),
-    ("NumericLessThanEquals", Family::Numeric(Cmp::Le), false),
-    ("NumericGreaterThan", Family::Numeric(Cmp::Gt), false),
-    ("NumericGreaterThanEquals", Family::Numeric(Cmp::Ge), false),
-    ("DateEquals", Family::Date(Cmp::Eq), false),
-    ("DateNotEquals", Family::Date(Cmp::Eq), true),
-    ("DateLessThan", Family::Date(Cmp::Lt), false),
-    ("DateLessThanEquals", Family::Date(Cmp::Le), false),
-    ("DateGreaterThan", Family::Date(Cmp::Gt), false),
-    ("DateGreaterThanEquals", Family::Date(Cmp::Ge), false),
     ("Bool", Family::Bool, false),
     ("BinaryEquals", Family::Binary, false),
     ("IpAddress", Family::Ip, false),
@@ -123,6 +112,32 @@ const OPERATORS: &[(&str, Family, bool)] = &[
     ("ArnNotLike", Family::Arn, true),
     ("Null", Family::Null, false),
 ];
+
+/// The comparison a `Numeric…` or `Date…` operator name ends in, and whether it is negated.
+fn comparison(suffix: &str) -> Option<(Cmp, bool)> {
+    Some(match suffix {
+        "Equals" => (Cmp::Eq, false),
+        "NotEquals" => (Cmp::Eq, true),
+        "LessThan" => (Cmp::Lt, false),
+        "LessThanEquals" => (Cmp::Le, false),
+        "GreaterThan" => (Cmp::Gt, false),
+        "GreaterThanEquals" => (Cmp::Ge, false),
+        _ => return None,
+    })
+}
+
+/// The family of a base operator name (no set qualifier, no `IfExists`), and whether it is
+/// negated.
+fn base_operator(base: &str) -> Option<(Family, bool)> {
+    if let Some(&(_, family, negated)) = OPERATORS.iter().find(|(n, _, _)| *n == base) {
+        return Some((family, negated));
+    }
+    if let Some((cmp, negated)) = base.strip_prefix("Numeric").and_then(comparison) {
+        return Some((Family::Numeric(cmp), negated));
+    }
+    let (cmp, negated) = base.strip_prefix("Date").and_then(comparison)?;
+    Some((Family::Date(cmp), negated))
+}
 
 impl Operator {
     /// Parses an operator name; the error text is the reason only.
@@ -138,17 +153,17 @@ impl Operator {
             Some(b) => (b, true),
             None => (rest, false),
         };
-        let Some((_, family, negated)) = OPERATORS.iter().find(|(n, _, _)| *n == base) else {
+        let Some((family, negated)) = base_operator(base) else {
             return Err(format!("unknown condition operator `{name}`"));
         };
-        if *family == Family::Null && (if_exists || qualifier.is_some()) {
+        if family == Family::Null && (if_exists || qualifier.is_some()) {
             return Err(format!(
                 "unknown condition operator `{name}`: `Null` takes neither `IfExists` nor a set qualifier"
             ));
         }
         Ok(Operator {
-            family: *family,
-            negated: *negated,
+            family,
+            negated,
             if_exists,
             qualifier,
         })
@@ -265,83 +280,48 @@ fn value_texts(node: &Node) -> Result<Vec<String>, String> {
     }
 }
 
+/// `f` of every text, or the first error.
+fn each_of<T, E>(texts: &[String], f: impl Fn(&str) -> Result<T, E>) -> Result<Vec<T>, E> {
+    texts.iter().map(|t| f(t)).collect()
+}
+
 fn compile_values(family: Family, texts: &[String], vars: bool) -> Result<PolicyValues, String> {
-    let each = |f: &dyn Fn(&str) -> Result<(), String>| texts.iter().try_for_each(|t| f(t));
     Ok(match family {
-        Family::StringEquals | Family::StringEqualsIgnoreCase => PolicyValues::Str(
-            texts
-                .iter()
-                .map(|t| Template::compile(t, vars))
-                .collect::<Result<_, _>>()?,
-        ),
-        Family::StringLike => PolicyValues::Like(
-            texts
-                .iter()
-                .map(|t| Glob::compile_escaped(t, vars, false))
-                .collect::<Result<_, _>>()?,
-        ),
-        Family::Numeric(_) => {
-            each(&|t| {
-                Number::parse(t)
-                    .map(|_| ())
-                    .ok_or_else(|| format!("`{t}` is not a number"))
-            })?;
-            PolicyValues::Num(texts.iter().filter_map(|t| Number::parse(t)).collect())
+        Family::StringEquals | Family::StringEqualsIgnoreCase => {
+            PolicyValues::Str(each_of(texts, |t| Template::compile(t, vars))?)
         }
-        Family::Date(_) => {
-            each(&|t| {
-                parse_date(t)
-                    .map(|_| ())
-                    .ok_or_else(|| format!("`{t}` is not an ISO 8601 date or epoch time"))
-            })?;
-            PolicyValues::Date(texts.iter().filter_map(|t| parse_date(t)).collect())
+        Family::StringLike => {
+            PolicyValues::Like(each_of(texts, |t| Glob::compile_escaped(t, vars, false))?)
         }
-        Family::Bool => PolicyValues::Bool(
-            texts
-                .iter()
-                .map(|t| {
-                    if let Some(b) = parse_bool(t) {
-                        return Ok(BoolValue::Lit(b));
-                    }
-                    let tpl = Template::compile(t, vars)?;
-                    if tpl.literal().is_some() {
-                        Err(format!("`{t}` is not `true` or `false`"))
-                    } else {
-                        Ok(BoolValue::Var(tpl))
-                    }
-                })
-                .collect::<Result<_, String>>()?,
-        ),
-        Family::Binary => PolicyValues::Binary(
-            texts
-                .iter()
-                .map(|t| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(t.trim())
-                        .map_err(|_| format!("`{t}` is not base-64"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Family::Ip => PolicyValues::Ip(
-            texts
-                .iter()
-                .map(|t| {
-                    parse_cidr(t).ok_or_else(|| format!("`{t}` is not an IP address or CIDR block"))
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Family::Arn => PolicyValues::Arn(
-            texts
-                .iter()
-                .map(|t| ArnPattern::compile(t, vars, false))
-                .collect::<Result<_, _>>()?,
-        ),
-        Family::Null => PolicyValues::Null(
-            texts
-                .iter()
-                .map(|t| parse_bool(t).ok_or_else(|| format!("`{t}` is not `true` or `false`")))
-                .collect::<Result<_, _>>()?,
-        ),
+        Family::Numeric(_) => PolicyValues::Num(each_of(texts, |t| {
+            Number::parse(t).ok_or_else(|| format!("`{t}` is not a number"))
+        })?),
+        Family::Date(_) => PolicyValues::Date(each_of(texts, |t| {
+            parse_date(t).ok_or_else(|| format!("`{t}` is not an ISO 8601 date or epoch time"))
+        })?),
+        Family::Bool => PolicyValues::Bool(each_of(texts, |t| {
+            if let Some(b) = parse_bool(t) {
+                return Ok(BoolValue::Lit(b));
+            }
+            let tpl = Template::compile(t, vars)?;
+            if tpl.literal().is_some() {
+                Err(format!("`{t}` is not `true` or `false`"))
+            } else {
+                Ok(BoolValue::Var(tpl))
+            }
+        })?),
+        Family::Binary => PolicyValues::Binary(each_of(texts, |t| {
+            base64::engine::general_purpose::STANDARD
+                .decode(t.trim())
+                .map_err(|_| format!("`{t}` is not base-64"))
+        })?),
+        Family::Ip => PolicyValues::Ip(each_of(texts, |t| {
+            parse_cidr(t).ok_or_else(|| format!("`{t}` is not an IP address or CIDR block"))
+        })?),
+        Family::Arn => PolicyValues::Arn(each_of(texts, |t| ArnPattern::compile(t, vars, false))?),
+        Family::Null => PolicyValues::Null(each_of(texts, |t| {
+            parse_bool(t).ok_or_else(|| format!("`{t}` is not `true` or `false`"))
+        })?),
     })
 }
 
@@ -351,6 +331,25 @@ fn parse_cidr(t: &str) -> Option<IpNet> {
     IpNet::from_str(t)
         .ok()
         .or_else(|| IpAddr::from_str(t).ok().map(IpNet::from))
+}
+
+/// `start` combined with the answer for each context value in turn, stopping at the first
+/// answer `combine` cannot move away from (`False` for `and`, `True` for `or`).
+fn fold_until(
+    values: &[ContextValue],
+    start: Tri,
+    combine: fn(Tri, Tri) -> Tri,
+    each: impl Fn(&ContextValue) -> Tri,
+) -> Tri {
+    let stop = combine(start, start.not());
+    let mut acc = start;
+    for v in values {
+        acc = combine(acc, each(v));
+        if acc == stop {
+            break;
+        }
+    }
+    acc
 }
 
 impl ConditionClause {
@@ -372,37 +371,13 @@ impl ConditionClause {
                 None => self.op.if_exists || self.op.negated,
             });
         };
+        let each = |v: &ContextValue| self.negate(self.any_policy_value(v, ctx));
         match self.op.qualifier {
-            Some(SetQualifier::ForAllValues) => {
-                let mut acc = Tri::True;
-                for v in values {
-                    acc = acc.and(self.negate(self.any_policy_value(v, ctx)));
-                    if acc == Tri::False {
-                        break;
-                    }
-                }
-                acc
-            }
-            Some(SetQualifier::ForAnyValue) => {
-                let mut acc = Tri::False;
-                for v in values {
-                    acc = acc.or(self.negate(self.any_policy_value(v, ctx)));
-                    if acc == Tri::True {
-                        break;
-                    }
-                }
-                acc
-            }
-            None => {
-                let mut any = Tri::False;
-                for v in values {
-                    any = any.or(self.any_policy_value(v, ctx));
-                    if any == Tri::True {
-                        break;
-                    }
-                }
-                self.negate(any)
-            }
+            Some(SetQualifier::ForAllValues) => fold_until(values, Tri::True, Tri::and, each),
+            Some(SetQualifier::ForAnyValue) => fold_until(values, Tri::False, Tri::or, each),
+            None => self.negate(fold_until(values, Tri::False, Tri::or, |v| {
+                self.any_policy_value(v, ctx)
+            })),
         }
     }
 
@@ -444,19 +419,13 @@ impl ConditionClause {
                 }
             }
             PolicyValues::Num(nums) => {
-                let Family::Numeric(cmp) = self.op.family else {
-                    return Tri::Error;
-                };
-                let Some(n) = v.as_number() else {
+                let (Family::Numeric(cmp), Some(n)) = (self.op.family, v.as_number()) else {
                     return Tri::Error;
                 };
                 acc = Tri::from(nums.iter().any(|p| cmp.holds(n.compare(p))));
             }
             PolicyValues::Date(dates) => {
-                let Family::Date(cmp) = self.op.family else {
-                    return Tri::Error;
-                };
-                let Some(d) = v.as_date() else {
+                let (Family::Date(cmp), Some(d)) = (self.op.family, v.as_date()) else {
                     return Tri::Error;
                 };
                 acc = Tri::from(dates.iter().any(|p| cmp.holds(d.cmp(p))));

@@ -251,65 +251,65 @@ impl Reader<'_> {
         Ok(s)
     }
 
-    fn array(&mut self, depth: usize) -> Result<Json, PolicyError> {
+    /// The elements of an array or the members of an object, the parser at its opening bracket:
+    /// `element` reads each one (white space around it already skipped), until `close`.
+    fn elements(
+        &mut self,
+        close: u8,
+        mut element: impl FnMut(&mut Self) -> Result<(), PolicyError>,
+    ) -> Result<(), PolicyError> {
         self.pos += 1;
-        let mut items = Vec::new();
         self.skip_ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
-            return Ok(Json::Array(items));
+            return Ok(());
         }
         loop {
             self.skip_ws();
-            items.push(self.value(depth + 1)?);
+            element(self)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.pos += 1;
-                    return Ok(Json::Array(items));
+                    return Ok(());
                 }
-                _ => return Err(self.error("expected `,` or `]`")),
+                _ => return Err(self.error(&format!("expected `,` or `{}`", char::from(close)))),
             }
         }
     }
 
+    fn array(&mut self, depth: usize) -> Result<Json, PolicyError> {
+        let mut items = Vec::new();
+        self.elements(b']', |p| {
+            items.push(p.value(depth + 1)?);
+            Ok(())
+        })?;
+        Ok(Json::Array(items))
+    }
+
     fn object(&mut self, depth: usize) -> Result<Json, PolicyError> {
-        self.pos += 1;
         let mut members: Vec<(String, Node)> = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Json::Object(members));
-        }
-        loop {
-            self.skip_ws();
-            let key_start = self.pos;
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string key"));
+        self.elements(b'}', |p| {
+            let key_start = p.pos;
+            if p.peek() != Some(b'"') {
+                return Err(p.error("expected a string key"));
             }
-            let key = self.string()?;
+            let key = p.string()?;
             if members.iter().any(|(k, _)| *k == key) {
-                return Err(self.error_at(
+                return Err(p.error_at(
                     key_start,
                     &format!("duplicate key `{key}` in the same object"),
                 ));
             }
-            self.skip_ws();
-            self.expect_byte(b':', "`:`")?;
-            self.skip_ws();
-            let value = self.value(depth + 1)?;
+            p.skip_ws();
+            p.expect_byte(b':', "`:`")?;
+            p.skip_ws();
+            let value = p.value(depth + 1)?;
             members.push((key, value));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Json::Object(members));
-                }
-                _ => return Err(self.error("expected `,` or `}`")),
-            }
-        }
+            Ok(())
+        })?;
+        Ok(Json::Object(members))
     }
 }
 

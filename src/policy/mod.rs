@@ -80,49 +80,45 @@ impl PolicyDocument {
 /// Canonical names of the global condition keys the broker sets (`UG:reference_policies_condition-keys.md`).
 /// Lookups are case-insensitive, so these spellings are for display and construction only.
 pub mod keys {
-    /// Boolean; present only for temporary credentials; `true` when MFA validated them.
-    pub const MULTI_FACTOR_AUTH_PRESENT: &str = "aws:MultiFactorAuthPresent";
-    /// Numeric seconds since MFA authentication; present only when MFA was used.
-    pub const MULTI_FACTOR_AUTH_AGE: &str = "aws:MultiFactorAuthAge";
-    /// Date the temporary credentials were issued; absent for long-term keys.
-    pub const TOKEN_ISSUE_TIME: &str = "aws:TokenIssueTime";
-    /// Date of the request.
-    pub const CURRENT_TIME: &str = "aws:CurrentTime";
-    /// Numeric epoch seconds of the request.
-    pub const EPOCH_TIME: &str = "aws:EpochTime";
-    /// ARN of the calling principal.
-    pub const PRINCIPAL_ARN: &str = "aws:PrincipalArn";
-    /// Account id of the calling principal.
-    pub const PRINCIPAL_ACCOUNT: &str = "aws:PrincipalAccount";
-    /// `Account`, `User`, `AssumedRole`, ...
-    pub const PRINCIPAL_TYPE: &str = "aws:PrincipalType";
-    /// Unique id of the caller.
-    pub const USERID: &str = "aws:userid";
-    /// Friendly user name (IAM users only).
-    pub const USERNAME: &str = "aws:username";
-    /// Caller IP address.
-    pub const SOURCE_IP: &str = "aws:SourceIp";
-    /// Boolean: TLS was used.
-    pub const SECURE_TRANSPORT: &str = "aws:SecureTransport";
-    /// Region the request targets.
-    pub const REQUESTED_REGION: &str = "aws:RequestedRegion";
+    /// Declares each key as a `&str` constant and lists them all in `ALL`, so that the list
+    /// cannot miss one.
+    macro_rules! global_keys {
+        ($($(#[$doc:meta])* $name:ident: $key:literal,)*) => {
+            $($(#[$doc])* pub const $name: &str = $key;)*
 
-    /// Every key above, for callers that list or validate them.
-    pub const ALL: &[&str] = &[
-        MULTI_FACTOR_AUTH_PRESENT,
-        MULTI_FACTOR_AUTH_AGE,
-        TOKEN_ISSUE_TIME,
-        CURRENT_TIME,
-        EPOCH_TIME,
-        PRINCIPAL_ARN,
-        PRINCIPAL_ACCOUNT,
-        PRINCIPAL_TYPE,
-        USERID,
-        USERNAME,
-        SOURCE_IP,
-        SECURE_TRANSPORT,
-        REQUESTED_REGION,
-    ];
+            /// Every key above, for callers that list or validate them.
+            pub const ALL: &[&str] = &[$($name),*];
+        };
+    }
+
+    global_keys! {
+        /// Boolean; present only for temporary credentials; `true` when MFA validated them.
+        MULTI_FACTOR_AUTH_PRESENT: "aws:MultiFactorAuthPresent",
+        /// Numeric seconds since MFA authentication; present only when MFA was used.
+        MULTI_FACTOR_AUTH_AGE: "aws:MultiFactorAuthAge",
+        /// Date the temporary credentials were issued; absent for long-term keys.
+        TOKEN_ISSUE_TIME: "aws:TokenIssueTime",
+        /// Date of the request.
+        CURRENT_TIME: "aws:CurrentTime",
+        /// Numeric epoch seconds of the request.
+        EPOCH_TIME: "aws:EpochTime",
+        /// ARN of the calling principal.
+        PRINCIPAL_ARN: "aws:PrincipalArn",
+        /// Account id of the calling principal.
+        PRINCIPAL_ACCOUNT: "aws:PrincipalAccount",
+        /// `Account`, `User`, `AssumedRole`, ...
+        PRINCIPAL_TYPE: "aws:PrincipalType",
+        /// Unique id of the caller.
+        USERID: "aws:userid",
+        /// Friendly user name (IAM users only).
+        USERNAME: "aws:username",
+        /// Caller IP address.
+        SOURCE_IP: "aws:SourceIp",
+        /// Boolean: TLS was used.
+        SECURE_TRANSPORT: "aws:SecureTransport",
+        /// Region the request targets.
+        REQUESTED_REGION: "aws:RequestedRegion",
+    }
 }
 
 #[cfg(test)]

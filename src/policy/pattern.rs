@@ -931,9 +931,9 @@ mod tests {
     #[test]
     fn action_names() {
         assert!(validate_action_name("iam:ListAccessKeys").is_ok());
-        assert!(validate_action_name("iam:*").is_err());
-        assert!(validate_action_name("iam").is_err());
-        assert!(validate_action_name(":x").is_err());
+        for bad in ["iam:*", "iam", ":x"] {
+            assert!(validate_action_name(bad).is_err(), "{bad}");
+        }
         let p = ActionPattern::compile("IAM:*AccessKey*").unwrap();
         assert!(p.matches("iam:listaccesskeys"));
         assert!(!p.matches("iam:listusers"));

@@ -34,9 +34,15 @@ struct Wire {
     service: String,
 }
 
-fn sign(token: Option<&str>, service: &str, time: OffsetDateTime) -> Wire {
-    let payload = body();
-    let signed = sign_grpc(&GrpcSignParams {
+/// What the test client signs: [`AKID`] and [`SECRET`] in [`REGION`], `payload` sent to
+/// [`HOST`] at [`PATH`].
+fn params<'a>(
+    token: Option<&'a str>,
+    service: &'a str,
+    payload: &'a [u8],
+    time: OffsetDateTime,
+) -> GrpcSignParams<'a> {
+    GrpcSignParams {
         access_key_id: AKID,
         secret_access_key: SECRET,
         session_token: token,
@@ -44,10 +50,14 @@ fn sign(token: Option<&str>, service: &str, time: OffsetDateTime) -> Wire {
         service,
         host: HOST,
         path: PATH,
-        payload: Payload::Bytes(&payload),
+        payload: Payload::Bytes(payload),
         time,
-    })
-    .unwrap();
+    }
+}
+
+fn sign(token: Option<&str>, service: &str, time: OffsetDateTime) -> Wire {
+    let payload = body();
+    let signed = sign_grpc(&params(token, service, &payload, time)).unwrap();
     Wire {
         authorization: Some(signed.authorization),
         x_amz_date: Some(signed.x_amz_date),
@@ -66,21 +76,28 @@ fn sts() -> Wire {
     sign(None, "sts", T0)
 }
 
+impl Wire {
+    /// What the server reads from this wire, with `other_headers` for the headers beyond the
+    /// three SigV4 ones.
+    fn incoming<'a>(&'a self, other_headers: &'a dyn HeaderSource) -> IncomingRequest<'a> {
+        IncomingRequest {
+            authorization: self.authorization.as_deref(),
+            x_amz_date: self.x_amz_date.as_deref(),
+            x_amz_security_token: self.x_amz_security_token.as_deref(),
+            other_headers,
+            host: &self.host,
+            path: &self.path,
+            payload_sha256: self.payload_sha256,
+            now: self.now,
+            region: &self.region,
+            service: &self.service,
+        }
+    }
+}
+
 /// Runs both phases with `secret`.
 fn check_with(w: &Wire, secret: &[u8]) -> Result<(), SigV4Error> {
-    let req = IncomingRequest {
-        authorization: w.authorization.as_deref(),
-        x_amz_date: w.x_amz_date.as_deref(),
-        x_amz_security_token: w.x_amz_security_token.as_deref(),
-        other_headers: &w.other,
-        host: &w.host,
-        path: &w.path,
-        payload_sha256: w.payload_sha256,
-        now: w.now,
-        region: &w.region,
-        service: &w.service,
-    };
-    parse(&req)?.verify(secret)
+    parse(&w.incoming(&w.other))?.verify(secret)
 }
 
 fn check(w: &Wire) -> Result<(), SigV4Error> {
@@ -89,6 +106,14 @@ fn check(w: &Wire) -> Result<(), SigV4Error> {
 
 fn code(w: &Wire) -> &'static str {
     check(w).unwrap_err().aws_code()
+}
+
+/// `w`'s refusal, checked to be one AWS answers `SignatureDoesNotMatch`.
+#[track_caller]
+fn mismatch(w: &Wire) -> SigV4Error {
+    let err = check(w).unwrap_err();
+    assert_eq!(err.aws_code(), "SignatureDoesNotMatch");
+    err
 }
 
 fn with_auth(w: &Wire, f: impl Fn(&str) -> String) -> Wire {
@@ -107,18 +132,7 @@ fn round_trip() {
 #[test]
 fn parsed_accessors_and_cached_key() {
     let w = sign(Some(TOKEN), "sts", T0);
-    let req = IncomingRequest {
-        authorization: w.authorization.as_deref(),
-        x_amz_date: w.x_amz_date.as_deref(),
-        x_amz_security_token: w.x_amz_security_token.as_deref(),
-        other_headers: &NoExtraHeaders,
-        host: &w.host,
-        path: &w.path,
-        payload_sha256: w.payload_sha256,
-        now: w.now,
-        region: &w.region,
-        service: &w.service,
-    };
+    let req = w.incoming(&NoExtraHeaders);
     let parsed = parse(&req).unwrap();
     assert_eq!(parsed.access_key_id(), AKID);
     assert_eq!(parsed.security_token(), Some(TOKEN));
@@ -280,22 +294,17 @@ fn date_header_problems() {
 #[test]
 fn required_headers_must_be_signed() {
     let w = sts();
-    let no_host = with_auth(&w, |a| {
-        a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=x-amz-date")
-    });
-    assert_eq!(
-        check(&no_host).unwrap_err(),
-        SigV4Error::HeaderNotSigned { name: "host" }
-    );
-    assert_eq!(code(&no_host), "IncompleteSignature");
-    let no_date = with_auth(&w, |a| {
-        a.replace("SignedHeaders=host;x-amz-date", "SignedHeaders=host")
-    });
-    assert_eq!(
-        check(&no_date).unwrap_err(),
-        SigV4Error::HeaderNotSigned { name: "x-amz-date" }
-    );
-    assert_eq!(code(&no_date), "IncompleteSignature");
+    for (signed, name) in [
+        ("SignedHeaders=x-amz-date", "host"),
+        ("SignedHeaders=host", "x-amz-date"),
+    ] {
+        let unsigned = with_auth(&w, |a| a.replace("SignedHeaders=host;x-amz-date", signed));
+        assert_eq!(
+            check(&unsigned).unwrap_err(),
+            SigV4Error::HeaderNotSigned { name }
+        );
+        assert_eq!(code(&unsigned), "IncompleteSignature");
+    }
 }
 
 #[test]
@@ -438,8 +447,7 @@ fn scope_mismatches() {
     // Scope date differs from x-amz-date (checked before the clock window).
     let mut date = w.clone();
     date.x_amz_date = Some("20260103T030405Z".to_owned());
-    let err = check(&date).unwrap_err();
-    assert_eq!(err.aws_code(), "SignatureDoesNotMatch");
+    let err = mismatch(&date);
     assert_eq!(
         err.aws_message(),
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260102' != '20260103', from '20260103T030405Z'."
@@ -448,8 +456,7 @@ fn scope_mismatches() {
     // Client scoped to us-east-1, server is eu-west-1.
     let mut region = w.clone();
     region.region = "eu-west-1".to_owned();
-    let err = check(&region).unwrap_err();
-    assert_eq!(err.aws_code(), "SignatureDoesNotMatch");
+    let err = mismatch(&region);
     assert_eq!(
         err.aws_message(),
         "Credential should be scoped to a valid region, not 'us-east-1'."
@@ -463,8 +470,7 @@ fn scope_mismatches() {
     // Signed for iam, sent to sts.
     let mut service = sign(None, "iam", T0);
     service.service = "sts".to_owned();
-    let err = check(&service).unwrap_err();
-    assert_eq!(err.aws_code(), "SignatureDoesNotMatch");
+    let err = mismatch(&service);
     assert_eq!(
         err.aws_message(),
         "Credential should be scoped to correct service: 'sts'."
@@ -475,8 +481,7 @@ fn scope_mismatches() {
     );
 
     let term = with_auth(&w, |a| a.replace("/aws4_request", "/aws5_request"));
-    let err = check(&term).unwrap_err();
-    assert_eq!(err.aws_code(), "SignatureDoesNotMatch");
+    let err = mismatch(&term);
     assert!(err.aws_message().contains("'aws5_request'"));
 }
 
@@ -541,17 +546,7 @@ fn error_texts_are_sanitised_and_lowercase() {
 #[test]
 fn debug_output_redacts_credentials() {
     let payload = body();
-    let params = GrpcSignParams {
-        access_key_id: AKID,
-        secret_access_key: SECRET,
-        session_token: Some(TOKEN),
-        region: REGION,
-        service: "sts",
-        host: HOST,
-        path: PATH,
-        payload: Payload::Bytes(&payload),
-        time: T0,
-    };
+    let params = params(Some(TOKEN), "sts", &payload, T0);
     let dbg = format!("{params:?}");
     assert!(
         !dbg.contains("grpcSecretKey") && !dbg.contains(TOKEN),
@@ -565,17 +560,7 @@ fn debug_output_redacts_credentials() {
 #[test]
 fn payload_hash_variant_and_bad_time() {
     let payload = body();
-    let mut params = GrpcSignParams {
-        access_key_id: AKID,
-        secret_access_key: SECRET,
-        session_token: None,
-        region: REGION,
-        service: "sts",
-        host: HOST,
-        path: PATH,
-        payload: Payload::Bytes(&payload),
-        time: T0,
-    };
+    let mut params = params(None, "sts", &payload, T0);
     let a = sign_grpc(&params).unwrap();
     params.payload = Payload::Sha256(Sha256::digest(&payload).into());
     assert_eq!(sign_grpc(&params).unwrap(), a);
@@ -599,15 +584,8 @@ proptest! {
     ) {
         let path = format!("/sts.v1.SecurityTokenService/{method}");
         let signed = sign_grpc(&GrpcSignParams {
-            access_key_id: AKID,
-            secret_access_key: SECRET,
-            session_token: token.as_deref(),
-            region: REGION,
-            service: "sts",
-            host: HOST,
             path: &path,
-            payload: Payload::Bytes(&payload),
-            time: T0,
+            ..params(token.as_deref(), "sts", &payload, T0)
         }).unwrap();
         let mut w = Wire {
             authorization: Some(signed.authorization),

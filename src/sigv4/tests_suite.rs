@@ -214,12 +214,7 @@ fn aws_sigv4_test_suite() {
             failures.push(format!("{rel}: {msg}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing cases:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    crate::test_support::assert_no_failures(&failures, "test-suite");
     assert!(
         ran >= MIN_CASES,
         "only {ran} cases ran, expected at least {MIN_CASES}"

@@ -221,16 +221,15 @@ pub fn a_user_deletion_counts_every_dependent_and_changes_nothing(s: &dyn Store)
     let g = group(s, "devs");
     s.add_user_to_group(&g.id, &carol.id).unwrap();
 
-    let expected = Dependents {
-        access_keys: 1,
-        mfa_devices: 1,
-        policies: 2,
-        groups: 1,
-        ..Dependents::default()
-    };
     assert_eq!(
         s.delete_user_if_unused(&carol.name),
-        Ok(Deletion::Refused(expected))
+        Ok(Deletion::Refused(Dependents {
+            access_keys: 1,
+            mfa_devices: 1,
+            policies: 2,
+            groups: 1,
+            ..Dependents::default()
+        }))
     );
     assert!(
         s.get_user(&carol.name).unwrap().is_some(),
@@ -265,14 +264,13 @@ pub fn groups_roles_and_policies_count_their_dependents(s: &dyn Store) {
     s.add_user_to_group(&g.id, &dave.id).unwrap();
     s.put_inline_policy(PrincipalKind::Group, &g.id, "p", "{}")
         .unwrap();
-    let blocked = Dependents {
-        members: 1,
-        policies: 1,
-        ..Dependents::default()
-    };
     assert_eq!(
         s.delete_group_if_unused(&g.id),
-        Ok(Deletion::Refused(blocked))
+        Ok(Deletion::Refused(Dependents {
+            members: 1,
+            policies: 1,
+            ..Dependents::default()
+        }))
     );
 
     let role = role("deployer");

@@ -212,6 +212,12 @@ def expect_error(code: grpc.StatusCode, reason: str, fn: Callable[[], object],
     raise CheckFailed(f"expected {code.name}/{reason}, call succeeded: {str(got).strip()!r}")
 
 
+def refused(code: grpc.StatusCode, reason: str, fn: Callable[[], object],
+            message_contains: Optional[str] = None) -> Callable[[], str]:
+    """A check for Results.run: FN must fail as expect_error says; the error is the detail."""
+    return lambda: str(expect_error(code, reason, fn, message_contains))
+
+
 def expect(cond: bool, what: str) -> None:
     if not cond:
         raise CheckFailed(what)

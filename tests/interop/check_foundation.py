@@ -23,7 +23,7 @@ import grpc
 
 from broker_harness import (  # iam_pb2 is rebound by load_stubs (run_main's script_globals)
     AKIA_RE, AUTHZ, CALL_TIMEOUT, IAM, REGION, STOP_TIMEOUT, STS, CheckFailed, Creds, Ctx, Results,
-    check_root_identity, expect, expect_error, iam_pb2, md_get, need_root, run_main, sign,
+    check_root_identity, expect, expect_error, iam_pb2, md_get, need_root, refused, run_main, sign,
     tamper_signature)
 
 
@@ -88,10 +88,9 @@ def check_d(ctx: Ctx, r: Results) -> None:
 def check_e(ctx: Ctx, r: Results) -> None:
     b = ctx.broker
 
-    def unsigned():
-        return str(expect_error(grpc.StatusCode.UNAUTHENTICATED, "MissingAuthenticationToken",
-                                lambda: b.whoami(None)))
-    r.run("e1", "no authorization metadata -> MissingAuthenticationToken", unsigned)
+    r.run("e1", "no authorization metadata -> MissingAuthenticationToken",
+          refused(grpc.StatusCode.UNAUTHENTICATED, "MissingAuthenticationToken",
+                  lambda: b.whoami(None)))
 
     def unknown_key():
         rng = random.SystemRandom()
@@ -102,10 +101,9 @@ def check_e(ctx: Ctx, r: Results) -> None:
                                 lambda: b.whoami(Creds(akid, secret))))
     r.run("e2", "unknown well-formed AKIA key -> InvalidClientTokenId", unknown_key)
 
-    def wrong_region():
-        return str(expect_error(grpc.StatusCode.UNAUTHENTICATED, "SignatureDoesNotMatch",
-                                lambda: b.whoami(_need_root(ctx), region="eu-west-1")))
-    r.run("e3", "scope region eu-west-1 -> SignatureDoesNotMatch", wrong_region)
+    r.run("e3", "scope region eu-west-1 -> SignatureDoesNotMatch",
+          refused(grpc.StatusCode.UNAUTHENTICATED, "SignatureDoesNotMatch",
+                  lambda: b.whoami(_need_root(ctx), region="eu-west-1")))
 
 
 def check_f(ctx: Ctx, r: Results) -> None:
@@ -126,16 +124,13 @@ def check_f(ctx: Ctx, r: Results) -> None:
         return f"{user.arn}, key {key.access_key_id}"
     r.run("f1", "root CreateUser(alice) + CreateAccessKey(alice)", create_alice)
 
-    def dup():
-        return str(expect_error(grpc.StatusCode.ALREADY_EXISTS, "EntityAlreadyExists",
-                                lambda: b.iam("CreateUser", _need_root(ctx), user_name="Alice")))
-    r.run("f2", "CreateUser(Alice) after alice -> EntityAlreadyExists", dup)
-
-    def bad_name():
-        return str(expect_error(grpc.StatusCode.INVALID_ARGUMENT, "ValidationError",
-                                lambda: b.iam("CreateUser", _need_root(ctx), user_name="al ice"),
-                                message_contains="userName"))
-    r.run("f3", "CreateUser('al ice') -> ValidationError mentioning userName", bad_name)
+    r.run("f2", "CreateUser(Alice) after alice -> EntityAlreadyExists",
+          refused(grpc.StatusCode.ALREADY_EXISTS, "EntityAlreadyExists",
+                  lambda: b.iam("CreateUser", _need_root(ctx), user_name="Alice")))
+    r.run("f3", "CreateUser('al ice') -> ValidationError mentioning userName",
+          refused(grpc.StatusCode.INVALID_ARGUMENT, "ValidationError",
+                  lambda: b.iam("CreateUser", _need_root(ctx), user_name="al ice"),
+                  message_contains="userName"))
 
 
 def _alice(ctx: Ctx, i: int = 0) -> Creds:
@@ -161,10 +156,9 @@ def check_g(ctx: Ctx, r: Results) -> None:
         return resp.arn
     r.run("g1", "alice GetCallerIdentity", whoami)
 
-    def denied():
-        return str(expect_error(grpc.StatusCode.PERMISSION_DENIED, "AccessDenied",
-                                lambda: b.iam("CreateUser", _alice(ctx), user_name="bob")))
-    r.run("g2", "alice CreateUser(bob) -> AccessDenied", denied)
+    r.run("g2", "alice CreateUser(bob) -> AccessDenied",
+          refused(grpc.StatusCode.PERMISSION_DENIED, "AccessDenied",
+                  lambda: b.iam("CreateUser", _alice(ctx), user_name="bob")))
 
     def list_keys():
         alice = _alice(ctx)

@@ -34,6 +34,19 @@ impl Out {
         assert!(self.stderr.starts_with(&want), "{}", self.stderr);
     }
 
+    /// Exit `code` with `needle` in what was printed on stderr.
+    #[track_caller]
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "stderr: {}", self.stderr);
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
+    }
+
+    /// Exit 0 and nothing on stdout, as aws prints a call whose answer has no fields.
+    #[track_caller]
+    fn silent(self) {
+        assert_eq!(self.ok().stdout, "");
+    }
+
     #[track_caller]
     fn json(&self) -> Value {
         assert_eq!(self.code, 0, "stderr: {}", self.stderr);
@@ -100,33 +113,91 @@ fn is_base32(s: &str) -> bool {
         .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
-/// A timestamp as aws prints it, e.g. `2026-11-27T23:28:33+00:00`.
+/// An RFC 3339 timestamp written with the UTC offset `zone`, as Unix seconds.
 #[track_caller]
-fn aws_time(v: &Value) -> i64 {
+fn timestamp_in(v: &Value, zone: &str) -> i64 {
     let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    assert!(s.ends_with("+00:00"), "{s}");
+    assert!(s.ends_with(zone), "{s}");
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .unwrap()
         .unix_timestamp()
 }
 
-/// Creates a virtual device, its seed written to DIR/NAME.seed; returns (serial, seed).
-async fn device_with_seed(app: &TestApp, dir: &Path, name: &str) -> (String, String) {
-    let f = dir.join(format!("{name}.seed"));
-    let v = iam(
-        app,
+/// A timestamp as aws prints it, e.g. `2026-11-27T23:28:33+00:00`.
+#[track_caller]
+fn aws_time(v: &Value) -> i64 {
+    timestamp_in(v, "+00:00")
+}
+
+/// `create-virtual-mfa-device NAME`, its blob of `method` written to `outfile`, with `extra`
+/// arguments.
+async fn create_device(
+    app: &TestApp,
+    name: &str,
+    outfile: &Path,
+    method: &str,
+    extra: &[&str],
+) -> Out {
+    let outfile = outfile.to_str().unwrap();
+    let args = [
         &[
             "create-virtual-mfa-device",
             "--virtual-mfa-device-name",
             name,
-            "--outfile",
-            f.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    )
-    .await
-    .json();
+        ][..],
+        &["--outfile", outfile, "--bootstrap-method", method],
+        extra,
+    ];
+    iam(app, &args.concat()).await
+}
+
+/// The codes of steps `step - 1` and `step`: the pair enable-mfa-device takes.
+fn codes_ending_at(seed: &str, step: i64) -> (String, String) {
+    (totp_at_step(seed, step - 1), totp_at_step(seed, step))
+}
+
+/// `enable-mfa-device` for USER's device SERIAL; `codes` are the two code arguments (aws takes
+/// `--authentication-code1` and `--authentication-code-1` alike).
+async fn enable_device(app: &TestApp, user: &str, serial: &str, codes: &[&str]) -> Out {
+    let args = [
+        "enable-mfa-device",
+        "--user-name",
+        user,
+        "--serial-number",
+        serial,
+    ];
+    iam(app, &[&args[..], codes].concat()).await
+}
+
+/// `list-virtual-mfa-devices --assignment-status STATUS`.
+async fn virtual_devices(app: &TestApp, status: &str) -> Out {
+    let args = ["list-virtual-mfa-devices", "--assignment-status", status];
+    iam(app, &args).await
+}
+
+/// `import-hardware-mfa-devices --seed-file FILE`.
+async fn import_seeds(app: &TestApp, file: &str) -> Out {
+    iam(app, &["import-hardware-mfa-devices", "--seed-file", file]).await
+}
+
+/// `get-user-policy` for USER's inline policy NAME.
+async fn user_policy(app: &TestApp, user: &str, name: &str) -> Out {
+    let args = [
+        "get-user-policy",
+        "--user-name",
+        user,
+        "--policy-name",
+        name,
+    ];
+    iam(app, &args).await
+}
+
+/// Creates a virtual device, its seed written to DIR/NAME.seed; returns (serial, seed).
+async fn device_with_seed(app: &TestApp, dir: &Path, name: &str) -> (String, String) {
+    let f = dir.join(format!("{name}.seed"));
+    let v = create_device(app, name, &f, "Base32StringSeed", &[])
+        .await
+        .json();
     let serial = v["VirtualMFADevice"]["SerialNumber"]
         .as_str()
         .unwrap()
@@ -141,19 +212,7 @@ async fn create_virtual_mfa_device_writes_the_chosen_secret_to_a_private_outfile
     let account = app.broker().account().to_string();
 
     let png = dir.path().join("qr.png");
-    let out = iam(
-        &app,
-        &[
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "phone",
-            "--outfile",
-            png.to_str().unwrap(),
-            "--bootstrap-method",
-            "QRCodePNG",
-        ],
-    )
-    .await;
+    let out = create_device(&app, "phone", &png, "QRCodePNG", &[]).await;
     assert_eq!(
         out.json(),
         json!({ "VirtualMFADevice": {
@@ -165,19 +224,12 @@ async fn create_virtual_mfa_device_writes_the_chosen_secret_to_a_private_outfile
     assert!(std::fs::read(&png).unwrap().starts_with(PNG_SIGNATURE));
 
     let seed_file = dir.path().join("seed.txt");
-    let out = iam(
+    let out = create_device(
         &app,
-        &[
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "tablet",
-            "--path",
-            "/team/",
-            "--outfile",
-            seed_file.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
+        "tablet",
+        &seed_file,
+        "Base32StringSeed",
+        &["--path", "/team/"],
     )
     .await;
     assert_eq!(
@@ -193,19 +245,7 @@ async fn create_virtual_mfa_device_writes_the_chosen_secret_to_a_private_outfile
     assert!(!out.stderr.contains(&seed));
 
     // An existing file is never overwritten, and no device is created for the refused call.
-    let out = iam(
-        &app,
-        &[
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "laptop",
-            "--outfile",
-            seed_file.to_str().unwrap(),
-            "--bootstrap-method",
-            "Base32StringSeed",
-        ],
-    )
-    .await;
+    let out = create_device(&app, "laptop", &seed_file, "Base32StringSeed", &[]).await;
     assert_eq!(out.code, 255, "stderr: {}", out.stderr);
     assert!(out.stdout.is_empty());
     assert!(
@@ -232,19 +272,7 @@ async fn create_virtual_mfa_device_writes_the_chosen_secret_to_a_private_outfile
 
     // A failed call removes the file it claimed.
     let again = dir.path().join("again.png");
-    let out = iam(
-        &app,
-        &[
-            "create-virtual-mfa-device",
-            "--virtual-mfa-device-name",
-            "phone",
-            "--outfile",
-            again.to_str().unwrap(),
-            "--bootstrap-method",
-            "QRCodePNG",
-        ],
-    )
-    .await;
+    let out = create_device(&app, "phone", &again, "QRCodePNG", &[]).await;
     out.aws_error("EntityAlreadyExists", "CreateVirtualMFADevice");
     assert!(!again.exists());
 }
@@ -294,16 +322,12 @@ async fn a_device_enabled_with_computed_codes_is_listed_as_aws_prints_it() {
     assert_eq!(aws_time(&user["User"]["CreateDate"]), app.clock.unix());
 
     let (serial, seed) = device_with_seed(&app, dir.path(), "alice-phone").await;
-    let s = step_of(app.clock.unix());
-    let (c1, c2) = (totp_at_step(&seed, s - 1), totp_at_step(&seed, s));
-    let out = iam(
+    let (c1, c2) = codes_ending_at(&seed, step_of(app.clock.unix()));
+    let out = enable_device(
         &app,
+        "alice",
+        &serial,
         &[
-            "enable-mfa-device",
-            "--user-name",
-            "alice",
-            "--serial-number",
-            &serial,
             "--authentication-code1",
             &c1,
             "--authentication-code-2",
@@ -330,30 +354,12 @@ async fn a_device_enabled_with_computed_codes_is_listed_as_aws_prints_it() {
     assert_eq!(d["SerialNumber"], serial.as_str());
     assert_eq!(aws_time(&d["EnableDate"]), app.clock.unix());
 
-    let assigned = iam(
-        &app,
-        &[
-            "list-virtual-mfa-devices",
-            "--assignment-status",
-            "Assigned",
-        ],
-    )
-    .await
-    .json();
+    let assigned = virtual_devices(&app, "Assigned").await.json();
     let v = &assigned["VirtualMFADevices"][0];
     assert_eq!(v["SerialNumber"], serial.as_str());
     assert_eq!(v["User"]["UserName"], "alice");
     assert_eq!(aws_time(&v["EnableDate"]), app.clock.unix());
-    let unassigned = iam(
-        &app,
-        &[
-            "list-virtual-mfa-devices",
-            "--assignment-status",
-            "Unassigned",
-        ],
-    )
-    .await
-    .json();
+    let unassigned = virtual_devices(&app, "Unassigned").await.json();
     assert_eq!(unassigned, json!({ "VirtualMFADevices": [] }));
 
     let got = iam(
@@ -371,11 +377,10 @@ async fn a_device_enabled_with_computed_codes_is_listed_as_aws_prints_it() {
     assert_eq!(got["UserName"], "alice");
     assert_eq!(got["SerialNumber"], serial.as_str());
 
-    let out = iam(&app, &["reset-mfa-lockout", "--user-name", "alice"])
+    iam(&app, &["reset-mfa-lockout", "--user-name", "alice"])
         .await
-        .ok();
-    assert_eq!(out.stdout, "");
-    let out = iam(
+        .silent();
+    iam(
         &app,
         &[
             "deactivate-mfa-device",
@@ -386,25 +391,22 @@ async fn a_device_enabled_with_computed_codes_is_listed_as_aws_prints_it() {
         ],
     )
     .await
-    .ok();
-    assert_eq!(out.stdout, "");
-    let out = iam(
+    .silent();
+    iam(
         &app,
         &["delete-virtual-mfa-device", "--serial-number", &serial],
     )
     .await
-    .ok();
-    assert_eq!(out.stdout, "");
+    .silent();
     assert_eq!(
         iam(&app, &["list-mfa-devices", "--user-name", "alice"])
             .await
             .json(),
         json!({ "MFADevices": [] })
     );
-    let out = iam(&app, &["delete-user", "--user-name", "alice"])
+    iam(&app, &["delete-user", "--user-name", "alice"])
         .await
-        .ok();
-    assert_eq!(out.stdout, "");
+        .silent();
 }
 
 #[tokio::test]
@@ -414,16 +416,12 @@ async fn service_errors_print_as_aws_does_and_exit_254() {
     iam(&app, &["create-user", "--user-name", "bob"]).await.ok();
     let (serial, seed) = device_with_seed(&app, dir.path(), "bob-phone").await;
     // Codes from an hour ago are outside any window.
-    let s = step_of(app.clock.unix()) - 120;
-    let (c1, c2) = (totp_at_step(&seed, s - 1), totp_at_step(&seed, s));
-    let out = iam(
+    let (c1, c2) = codes_ending_at(&seed, step_of(app.clock.unix()) - 120);
+    let out = enable_device(
         &app,
+        "bob",
+        &serial,
         &[
-            "enable-mfa-device",
-            "--user-name",
-            "bob",
-            "--serial-number",
-            &serial,
             "--authentication-code-1",
             &c1,
             "--authentication-code-2",
@@ -493,29 +491,13 @@ async fn hardware_tokens_are_imported_from_a_file_url_or_a_path() {
     let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let f = dir.path().join("batch.csv");
     std::fs::write(&f, format!("# batch 1\nGAHT12345678,{seed},6,30,SHA1\n")).unwrap();
-    let out = iam(
-        &app,
-        &[
-            "import-hardware-mfa-devices",
-            "--seed-file",
-            &format!("file://{}", f.display()),
-        ],
-    )
-    .await;
+    let out = import_seeds(&app, &format!("file://{}", f.display())).await;
     assert_eq!(out.json(), json!({ "SerialNumbers": ["GAHT12345678"] }));
     assert!(!out.stdout.contains(seed) && !out.stderr.contains(seed));
 
     let g = dir.path().join("batch2.csv");
     std::fs::write(&g, format!("GAHT87654321,{seed},6,30,SHA1\n")).unwrap();
-    let out = iam(
-        &app,
-        &[
-            "import-hardware-mfa-devices",
-            "--seed-file",
-            g.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = import_seeds(&app, g.to_str().unwrap()).await;
     assert_eq!(out.json(), json!({ "SerialNumbers": ["GAHT87654321"] }));
 
     // The imported token enables like any device.
@@ -523,14 +505,11 @@ async fn hardware_tokens_are_imported_from_a_file_url_or_a_path() {
         .await
         .ok();
     let s = step_of(app.clock.unix());
-    iam(
+    enable_device(
         &app,
+        "dave",
+        "GAHT12345678",
         &[
-            "enable-mfa-device",
-            "--user-name",
-            "dave",
-            "--serial-number",
-            "GAHT12345678",
             "--authentication-code1",
             &totp_at_step(seed, s - 1),
             "--authentication-code2",
@@ -540,22 +519,8 @@ async fn hardware_tokens_are_imported_from_a_file_url_or_a_path() {
     .await
     .ok();
 
-    let out = iam(
-        &app,
-        &[
-            "import-hardware-mfa-devices",
-            "--seed-file",
-            "file:///nonexistent/seeds.csv",
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 255, "stderr: {}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("cannot read seed file `/nonexistent/seeds.csv`"),
-        "{}",
-        out.stderr
-    );
+    let out = import_seeds(&app, "file:///nonexistent/seeds.csv").await;
+    out.fails(255, "cannot read seed file `/nonexistent/seeds.csv`");
 }
 
 // ---- The wrapper verbs (issue 6): sessions for people and CI jobs. ----
@@ -660,11 +625,7 @@ impl Wrapper {
 }
 
 fn rfc3339_z(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    assert!(s.ends_with('Z'), "{s}");
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .unix_timestamp()
+    timestamp_in(v, "Z")
 }
 
 /// Checks the exact credential_process shape; returns the parsed object.
@@ -766,23 +727,12 @@ async fn a_session_is_prompted_for_once_then_served_from_the_private_cache() {
     assert_eq!(
         lines,
         [
-            format!(
-                "export AWS_ACCESS_KEY_ID='{}'",
-                first["AccessKeyId"].as_str().unwrap()
-            ),
-            format!(
-                "export AWS_SECRET_ACCESS_KEY='{}'",
-                first["SecretAccessKey"].as_str().unwrap()
-            ),
-            format!(
-                "export AWS_SESSION_TOKEN='{}'",
-                first["SessionToken"].as_str().unwrap()
-            ),
-            format!(
-                "export AWS_CREDENTIAL_EXPIRATION='{}'",
-                first["Expiration"].as_str().unwrap()
-            ),
+            ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
+            ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey"),
+            ("AWS_SESSION_TOKEN", "SessionToken"),
+            ("AWS_CREDENTIAL_EXPIRATION", "Expiration"),
         ]
+        .map(|(var, field)| format!("export {var}='{}'", first[field].as_str().unwrap()))
     );
 
     // aws's JSON shape.
@@ -872,12 +822,7 @@ async fn exec_passes_the_session_and_the_exit_code_and_credential_process_reads_
              echo ${AWS_PROFILE:-no-profile}; exit 7",
         ])
         .await;
-    assert_eq!(out.code, 7, "stderr: {}", out.stderr);
-    assert!(
-        out.stderr.contains("using cached session"),
-        "{}",
-        out.stderr
-    );
+    out.fails(7, "using cached session");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines,
@@ -910,12 +855,7 @@ async fn exec_passes_the_session_and_the_exit_code_and_credential_process_reads_
     let out = w
         .run(&["exec", "--no-prompt", "--", "/nonexistent/cmd"])
         .await;
-    assert_eq!(out.code, 127, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot run `/nonexistent/cmd`"),
-        "{}",
-        out.stderr
-    );
+    out.fails(127, "cannot run `/nonexistent/cmd`");
 
     // totp prints the code the device shows now.
     let before = step_of(time::OffsetDateTime::now_utc().unix_timestamp());
@@ -1058,12 +998,7 @@ async fn sts_actions_print_json_text_and_table() {
             "x",
         ])
         .await;
-    assert_eq!(out.code, 254, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("when calling the AssumeRole operation"),
-        "{}",
-        out.stderr
-    );
+    out.fails(254, "when calling the AssumeRole operation");
 }
 
 const READ_OBJECTS: &str = r#"{
@@ -1212,12 +1147,7 @@ async fn a_managed_policy_from_a_file_is_attached_and_simulated_as_aws_prints_it
         ],
     )
     .await;
-    assert_eq!(out.code, 255, "stderr: {}", out.stderr);
-    assert!(
-        out.stderr.contains("/nonexistent/policy.json"),
-        "{}",
-        out.stderr
-    );
+    out.fails(255, "/nonexistent/policy.json");
 }
 
 #[tokio::test]
@@ -1225,7 +1155,7 @@ async fn inline_policies_round_trip_and_roles_are_created_and_read() {
     let app = cli_app().await;
     let account = app.broker().account().to_string();
     iam(&app, &["create-user", "--user-name", "bob"]).await.ok();
-    let out = iam(
+    iam(
         &app,
         &[
             "put-user-policy",
@@ -1238,20 +1168,8 @@ async fn inline_policies_round_trip_and_roles_are_created_and_read() {
         ],
     )
     .await
-    .ok();
-    assert_eq!(out.stdout, "");
-    let v = iam(
-        &app,
-        &[
-            "get-user-policy",
-            "--user-name",
-            "bob",
-            "--policy-name",
-            "read",
-        ],
-    )
-    .await
-    .json();
+    .silent();
+    let v = user_policy(&app, "bob", "read").await.json();
     assert_eq!(
         v,
         json!({
@@ -1285,19 +1203,8 @@ async fn inline_policies_round_trip_and_roles_are_created_and_read() {
     )
     .await
     .ok();
-    let out = iam(
-        &app,
-        &[
-            "get-user-policy",
-            "--user-name",
-            "bob",
-            "--policy-name",
-            "read",
-        ],
-    )
-    .await;
-    assert_eq!(out.code, 254, "stderr: {}", out.stderr);
-    assert!(out.stderr.contains("(NoSuchEntity)"), "{}", out.stderr);
+    let out = user_policy(&app, "bob", "read").await;
+    out.fails(254, "(NoSuchEntity)");
 
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:user/bob"}},"Action":"sts:AssumeRole"}}]}}"#

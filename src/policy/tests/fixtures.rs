@@ -341,12 +341,7 @@ fn policy_fixtures() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} fixture case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    crate::test_support::assert_no_failures(&failures, "fixture");
     assert!(
         paths.len() >= MIN_FILES,
         "only {} fixture files",

@@ -209,76 +209,73 @@ fn condition_rules() {
             r#"{{"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{c}}}"#
         ))
     };
-    assert_has(
-        &cond(r#"{"StringEqual":{"a:b":"c"}}"#),
-        &["statement 2", "unknown condition operator `StringEqual`"],
-    );
-    assert_has(
-        &cond(r#"{"stringequals":{"a:b":"c"}}"#),
-        &["unknown condition operator `stringequals`"],
-    );
-    assert_has(
-        &cond(r#"{"NullIfExists":{"a:b":"true"}}"#),
-        &["`NullIfExists`"],
-    );
-    assert_has(
-        &cond(r#"{"ForEveryValue:StringEquals":{"a:b":"c"}}"#),
-        &["unknown condition operator"],
-    );
-    assert_has(
-        &cond(r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":"an hour"}}"#),
-        &[
-            "condition `NumericLessThan`",
-            "key `aws:MultiFactorAuthAge`",
-            "`an hour` is not a number",
-        ],
-    );
-    assert_has(
-        &cond(r#"{"DateLessThan":{"aws:CurrentTime":"tomorrow"}}"#),
-        &["`tomorrow` is not an ISO 8601 date"],
-    );
-    assert_has(
-        &cond(r#"{"Bool":{"aws:MultiFactorAuthPresent":"yes"}}"#),
-        &["`yes` is not `true` or `false`"],
-    );
-    assert_has(
-        &cond(r#"{"Null":{"aws:TokenIssueTime":"maybe"}}"#),
-        &["`maybe` is not `true` or `false`"],
-    );
-    assert_has(
-        &cond(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/99"}}"#),
-        &["is not an IP address or CIDR block"],
-    );
-    assert_has(
-        &cond(r#"{"BinaryEquals":{"k:b":"%%%"}}"#),
-        &["is not base-64"],
-    );
-    assert_has(
-        &cond(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:s3"}}"#),
-        &["is not an ARN"],
-    );
-    assert_has(
-        &cond(r#"{"StringEquals":{"a:b":{"x":1}}}"#),
-        &["values must be strings, numbers or booleans, got an object"],
-    );
-    assert_has(
-        &cond(r#"{"StringEquals":{"a:b":[]}}"#),
-        &["value list is empty"],
-    );
-    assert_has(&cond(r#"{"StringEquals":{"a:b":null}}"#), &["got null"]);
-    assert_has(
-        &cond(r#"{"StringEquals":"a:b"}"#),
-        &["must map condition keys to values, got a string"],
-    );
-    assert_has(&cond(r#"{"StringEquals":{}}"#), &["has no condition keys"]);
-    assert_has(
-        &cond(r#"["StringEquals"]"#),
-        &["`Condition` must be an object, got an array"],
-    );
-    assert_has(
-        &cond(r#"{"StringEquals":{"aws:SourceVpc":"a","AWS:sourcevpc":"b"}}"#),
-        &["duplicate condition key `AWS:sourcevpc`"],
-    );
+    // (the `Condition` block, the parts its message must have)
+    let cases: &[(&str, &[&str])] = &[
+        (
+            r#"{"StringEqual":{"a:b":"c"}}"#,
+            &["statement 2", "unknown condition operator `StringEqual`"],
+        ),
+        (
+            r#"{"stringequals":{"a:b":"c"}}"#,
+            &["unknown condition operator `stringequals`"],
+        ),
+        (r#"{"NullIfExists":{"a:b":"true"}}"#, &["`NullIfExists`"]),
+        (
+            r#"{"ForEveryValue:StringEquals":{"a:b":"c"}}"#,
+            &["unknown condition operator"],
+        ),
+        (
+            r#"{"NumericLessThan":{"aws:MultiFactorAuthAge":"an hour"}}"#,
+            &[
+                "condition `NumericLessThan`",
+                "key `aws:MultiFactorAuthAge`",
+                "`an hour` is not a number",
+            ],
+        ),
+        (
+            r#"{"DateLessThan":{"aws:CurrentTime":"tomorrow"}}"#,
+            &["`tomorrow` is not an ISO 8601 date"],
+        ),
+        (
+            r#"{"Bool":{"aws:MultiFactorAuthPresent":"yes"}}"#,
+            &["`yes` is not `true` or `false`"],
+        ),
+        (
+            r#"{"Null":{"aws:TokenIssueTime":"maybe"}}"#,
+            &["`maybe` is not `true` or `false`"],
+        ),
+        (
+            r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/99"}}"#,
+            &["is not an IP address or CIDR block"],
+        ),
+        (r#"{"BinaryEquals":{"k:b":"%%%"}}"#, &["is not base-64"]),
+        (
+            r#"{"ArnLike":{"aws:SourceArn":"arn:aws:s3"}}"#,
+            &["is not an ARN"],
+        ),
+        (
+            r#"{"StringEquals":{"a:b":{"x":1}}}"#,
+            &["values must be strings, numbers or booleans, got an object"],
+        ),
+        (r#"{"StringEquals":{"a:b":[]}}"#, &["value list is empty"]),
+        (r#"{"StringEquals":{"a:b":null}}"#, &["got null"]),
+        (
+            r#"{"StringEquals":"a:b"}"#,
+            &["must map condition keys to values, got a string"],
+        ),
+        (r#"{"StringEquals":{}}"#, &["has no condition keys"]),
+        (
+            r#"["StringEquals"]"#,
+            &["`Condition` must be an object, got an array"],
+        ),
+        (
+            r#"{"StringEquals":{"aws:SourceVpc":"a","AWS:sourcevpc":"b"}}"#,
+            &["duplicate condition key `AWS:sourcevpc`"],
+        ),
+    ];
+    for (c, parts) in cases {
+        assert_has(&cond(c), parts);
+    }
 }
 
 #[test]

@@ -73,6 +73,18 @@ pub(super) fn id_of(
         .ok_or_else(|| StoreError::NotFound(missing()))
 }
 
+/// Every row `sql` selects with `params`, as `read` reads each.
+pub(super) fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, read)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A `COUNT(*)` as the contract's unsigned count.
 pub(super) fn count(conn: &Connection, sql: &str, id: &str) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(sql, [id], |r| r.get(0))?;
@@ -119,13 +131,27 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
 }
 
+/// The name (column `at`, checked by `parse`) and the path (column `at + 1`) of a user, group or
+/// role row.
+pub(super) fn name_and_path<N, E: std::fmt::Display>(
+    row: &Row<'_>,
+    at: usize,
+    parse: impl FnOnce(&str) -> Result<N, E>,
+) -> rusqlite::Result<(N, IamPath)> {
+    let name: String = row.get(at)?;
+    let path: String = row.get(at + 1)?;
+    Ok((
+        parse(&name).map_err(corrupt)?,
+        IamPath::parse("path", &path).map_err(corrupt)?,
+    ))
+}
+
 pub(super) fn user_from_row(row: &Row<'_>, base: usize) -> rusqlite::Result<User> {
-    let name: String = row.get(base + 1)?;
-    let path: String = row.get(base + 2)?;
+    let (name, path) = name_and_path(row, base + 1, UserName::parse)?;
     Ok(User {
         id: row.get(base)?,
-        name: UserName::parse(&name).map_err(corrupt)?,
-        path: IamPath::parse("path", &path).map_err(corrupt)?,
+        name,
+        path,
         created: from_ts(row.get(base + 3)?),
     })
 }
@@ -203,6 +229,30 @@ impl SqliteStore {
             .map_err(|_| StoreError::Internal("store mutex poisoned".into()))
     }
 
+    /// The row `sql` selects with `params` (the first, if several), as `read` reads it.
+    pub(super) fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.conn()?.query_row(sql, params, read).optional()?)
+    }
+
+    /// The `cols` of the row of `table` named `name`, as `read` reads them. IAM names are unique
+    /// without regard to case (AWS IAM User Guide, "IAM identifiers"), so the lookup is on the
+    /// `name_lower` column.
+    pub(super) fn by_name<T>(
+        &self,
+        cols: &str,
+        table: &str,
+        name: &str,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let sql = format!("SELECT {cols} FROM {table} WHERE name_lower = ?1");
+        self.row(&sql, [name.to_lowercase()], read)
+    }
+
     /// The schema version on disk.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(self
@@ -257,10 +307,7 @@ impl Store for SqliteStore {
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        self.row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
     }
 
     fn initialise(
@@ -303,14 +350,7 @@ impl Store for SqliteStore {
     }
 
     fn get_user(&self, name: &UserName) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {USER_COLS} FROM users WHERE name_lower = ?1"),
-                [name.as_str().to_lowercase()],
-                |r| user_from_row(r, 0),
-            )
-            .optional()?)
+        self.by_name(USER_COLS, "users", name.as_str(), |r| user_from_row(r, 0))
     }
 
     fn list_users(

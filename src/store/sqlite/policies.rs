@@ -1,26 +1,26 @@
 //! SQLite implementation of [`PolicyStore`]: groups, managed and inline policies, attachments.
 
 use super::{
-    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
+    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, rows, touched, ts, unique,
+    user_from_row,
 };
 use crate::domain::{
     Deletion, Dependents, EffectivePolicy, Group, ManagedPolicy, Missing, PolicyStore,
     PrincipalKind, StoreError, Taken, User,
 };
-use crate::ids::{GroupName, IamPath, PolicyName};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use crate::ids::{GroupName, PolicyName};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 const POLICY_COLS: &str = "p.id, p.arn, p.name, p.path, p.document, p.description, p.created_at, \
      p.updated_at, (SELECT COUNT(*) FROM policy_attachments a WHERE a.policy_id = p.id)";
 
 fn policy_from_row(r: &Row<'_>) -> rusqlite::Result<ManagedPolicy> {
-    let name: String = r.get(2)?;
-    let path: String = r.get(3)?;
+    let (name, path) = name_and_path(r, 2, PolicyName::parse)?;
     Ok(ManagedPolicy {
         id: r.get(0)?,
         arn: r.get(1)?,
-        name: PolicyName::parse(&name).map_err(corrupt)?,
-        path: IamPath::parse("path", &path).map_err(corrupt)?,
+        name,
+        path,
         document: r.get(4)?,
         description: r.get(5)?,
         created: from_ts(r.get(6)?),
@@ -57,33 +57,26 @@ impl PolicyStore for SqliteStore {
     }
 
     fn get_group(&self, name: &GroupName) -> Result<Option<Group>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT id, name, path, created_at FROM groups WHERE name_lower = ?1",
-                [name.as_str().to_lowercase()],
-                |r| {
-                    let n: String = r.get(1)?;
-                    let p: String = r.get(2)?;
-                    Ok(Group {
-                        id: r.get(0)?,
-                        name: GroupName::parse(&n).map_err(corrupt)?,
-                        path: IamPath::parse("path", &p).map_err(corrupt)?,
-                        created: from_ts(r.get(3)?),
-                    })
-                },
-            )
-            .optional()?)
+        let cols = "id, name, path, created_at";
+        self.by_name(cols, "groups", name.as_str(), |r| {
+            let (name, path) = name_and_path(r, 1, GroupName::parse)?;
+            Ok(Group {
+                id: r.get(0)?,
+                name,
+                path,
+                created: from_ts(r.get(3)?),
+            })
+        })
     }
 
     fn group_members(&self, group_id: &str) -> Result<Vec<User>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        rows(
+            &*self.conn()?,
             "SELECT u.id, u.name, u.path, u.created_at FROM group_members m JOIN users u ON u.id = m.user_id
              WHERE m.group_id = ?1 ORDER BY u.name_lower",
-        )?;
-        let rows = stmt.query_map([group_id], |r| user_from_row(r, 0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [group_id],
+            |r| user_from_row(r, 0),
+        )
     }
 
     fn add_user_to_group(&self, group_id: &str, user_id: &str) -> Result<(), StoreError> {
@@ -137,14 +130,11 @@ impl PolicyStore for SqliteStore {
     }
 
     fn get_managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicy>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {POLICY_COLS} FROM managed_policies p WHERE p.arn = ?1"),
-                [arn],
-                policy_from_row,
-            )
-            .optional()?)
+        self.row(
+            &format!("SELECT {POLICY_COLS} FROM managed_policies p WHERE p.arn = ?1"),
+            [arn],
+            policy_from_row,
+        )
     }
 
     fn delete_managed_policy_if_unused(&self, arn: &str) -> Result<Deletion, StoreError> {
@@ -167,13 +157,15 @@ impl PolicyStore for SqliteStore {
         only_attached: bool,
         path_prefix: &str,
     ) -> Result<Vec<ManagedPolicy>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {POLICY_COLS} FROM managed_policies p
-             WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
-        ))?;
-        let rows = stmt.query_map([path_prefix], policy_from_row)?;
-        let all: Vec<ManagedPolicy> = rows.collect::<Result<_, _>>()?;
+        let all = rows(
+            &*self.conn()?,
+            &format!(
+                "SELECT {POLICY_COLS} FROM managed_policies p
+                 WHERE substr(p.path, 1, length(?1)) = ?1 ORDER BY p.name_lower"
+            ),
+            [path_prefix],
+            policy_from_row,
+        )?;
         Ok(all
             .into_iter()
             .filter(|p| !only_attached || p.attachment_count > 0)
@@ -215,15 +207,13 @@ impl PolicyStore for SqliteStore {
         kind: PrincipalKind,
         principal_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        rows(
+            &*self.conn()?,
             "SELECT p.name, p.arn FROM policy_attachments a JOIN managed_policies p ON p.id = a.policy_id
              WHERE a.principal_kind = ?1 AND a.principal_id = ?2 ORDER BY p.name_lower",
-        )?;
-        let rows = stmt.query_map([kind.as_str(), principal_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [kind.as_str(), principal_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn put_inline_policy(
@@ -248,15 +238,12 @@ impl PolicyStore for SqliteStore {
         principal_id: &str,
         name: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT name, document FROM inline_policies
-                 WHERE principal_kind = ?1 AND principal_id = ?2 AND name_lower = ?3",
-                params![kind.as_str(), principal_id, name.to_lowercase()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.row(
+            "SELECT name, document FROM inline_policies
+             WHERE principal_kind = ?1 AND principal_id = ?2 AND name_lower = ?3",
+            params![kind.as_str(), principal_id, name.to_lowercase()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn delete_inline_policy(

@@ -2,12 +2,13 @@
 
 use super::policies::principal_policies;
 use super::{
-    SqliteStore, corrupt, count, delete_unless, from_ts, id_of, touched, ts, unique, user_from_row,
+    SqliteStore, count, delete_unless, from_ts, id_of, name_and_path, rows, touched, ts, unique,
+    user_from_row,
 };
 use crate::domain::{
     Deletion, Dependents, Missing, Role, SessionStore, SigningKeyRecord, StoreError, Taken, User,
 };
-use crate::ids::{IamPath, RoleName};
+use crate::ids::RoleName;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -15,12 +16,11 @@ const ROLE_COLS: &str =
     "id, name, path, trust_policy, max_session_duration, description, created_at";
 
 fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
-    let name: String = r.get(1)?;
-    let path: String = r.get(2)?;
+    let (name, path) = name_and_path(r, 1, RoleName::parse)?;
     Ok(Role {
         id: r.get(0)?,
-        name: RoleName::parse(&name).map_err(corrupt)?,
-        path: IamPath::parse("path", &path).map_err(corrupt)?,
+        name,
+        path,
         trust_policy: r.get(3)?,
         max_session_duration: r.get(4)?,
         description: r.get(5)?,
@@ -30,22 +30,22 @@ fn role_from_row(r: &Row<'_>) -> rusqlite::Result<Role> {
 
 impl SessionStore for SqliteStore {
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
+        rows(
+            &*self.conn()?,
             "SELECT kid, public_key, private_blob, created_at, retired_at, publish_until
              FROM signing_keys ORDER BY created_at DESC, rowid DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SigningKeyRecord {
-                kid: r.get(0)?,
-                public_key: r.get(1)?,
-                private_blob: r.get(2)?,
-                created: from_ts(r.get(3)?),
-                retired: r.get::<_, Option<i64>>(4)?.map(from_ts),
-                publish_until: r.get::<_, Option<i64>>(5)?.map(from_ts),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            [],
+            |r| {
+                Ok(SigningKeyRecord {
+                    kid: r.get(0)?,
+                    public_key: r.get(1)?,
+                    private_blob: r.get(2)?,
+                    created: from_ts(r.get(3)?),
+                    retired: r.get::<_, Option<i64>>(4)?.map(from_ts),
+                    publish_until: r.get::<_, Option<i64>>(5)?.map(from_ts),
+                })
+            },
+        )
     }
 
     fn rotate_signing_key(
@@ -98,11 +98,12 @@ impl SessionStore for SqliteStore {
     }
 
     fn revocations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare("SELECT principal_arn, revoked_before FROM session_revocations")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows(
+            &*self.conn()?,
+            "SELECT principal_arn, revoked_before FROM session_revocations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn set_revocation(&self, principal_arn: &str, revoked_before: i64) -> Result<(), StoreError> {
@@ -135,25 +136,15 @@ impl SessionStore for SqliteStore {
     }
 
     fn get_role(&self, name: &RoleName) -> Result<Option<Role>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {ROLE_COLS} FROM roles WHERE name_lower = ?1"),
-                [name.as_str().to_lowercase()],
-                role_from_row,
-            )
-            .optional()?)
+        self.by_name(ROLE_COLS, "roles", name.as_str(), role_from_row)
     }
 
     fn get_role_by_id(&self, id: &str) -> Result<Option<Role>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {ROLE_COLS} FROM roles WHERE id = ?1"),
-                [id],
-                role_from_row,
-            )
-            .optional()?)
+        self.row(
+            &format!("SELECT {ROLE_COLS} FROM roles WHERE id = ?1"),
+            [id],
+            role_from_row,
+        )
     }
 
     fn update_trust_policy(&self, name: &RoleName, policy: &str) -> Result<(), StoreError> {
@@ -181,13 +172,10 @@ impl SessionStore for SqliteStore {
     }
 
     fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT id, name, path, created_at FROM users WHERE id = ?1",
-                [id],
-                |r| user_from_row(r, 0),
-            )
-            .optional()?)
+        self.row(
+            "SELECT id, name, path, created_at FROM users WHERE id = ?1",
+            [id],
+            |r| user_from_row(r, 0),
+        )
     }
 }
