@@ -67,16 +67,7 @@ pub struct Signer {
     gzip: bool,
 }
 
-impl fmt::Debug for Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("credentials", &self.credentials)
-            .field("region", &self.region)
-            .field("host", &self.host)
-            .field("gzip", &self.gzip)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(Signer, "Signer" { credentials, region, host, gzip });
 
 impl Signer {
     /// Signs for `host`, which must be the `:authority` the channel sends (the endpoint's

@@ -8,6 +8,23 @@
 //! `store` holds the backends of that contract, the only code with SQL. `resource` is the
 //! resource-server kit: it sits beside `client` and calls `Authorize` through it.
 
+/// `impl Debug` that prints only the fields it names, and `..` for the rest: for the types that
+/// hold a secret, a seed, a token or a signature beside what is safe to log. A field is named as
+/// `label` (the field of that name) or `label: path.to.value`.
+macro_rules! debug_only {
+    ($ty:ty, $name:literal { $($label:ident $(: $($path:ident).+)?),* $(,)? }) => {
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct($name)
+                    $(.field(stringify!($label), debug_only!(@value self, $label $(: $($path).+)?)))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+    (@value $s:ident, $label:ident) => { &$s.$label };
+    (@value $s:ident, $label:ident : $($path:ident).+) => { &$s.$($path).+ };
+}
+
 pub mod broker;
 pub mod cache;
 pub mod cli;

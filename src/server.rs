@@ -180,13 +180,7 @@ pub struct Running {
     _data_dir: datadir::DirLock,
 }
 
-impl std::fmt::Debug for Running {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("local_addr", &self.local_addr)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(Running, "Running" { local_addr });
 
 impl Running {
     /// Stops accepting, lets in-flight calls finish, stops the MFA replay-guard writer, and

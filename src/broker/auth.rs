@@ -46,15 +46,8 @@ pub struct Identified<'a> {
     action: &'a str,
 }
 
-impl std::fmt::Debug for Identified<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // SECURITY: the secret is not printed.
-        f.debug_struct("Identified")
-            .field("caller", &self.caller.arn)
-            .field("action", &self.action)
-            .finish_non_exhaustive()
-    }
-}
+// SECURITY: the secret is not printed.
+debug_only!(Identified<'_>, "Identified" { caller: caller.arn, action });
 
 impl Identified<'_> {
     /// The principal the headers name (not yet proven: the signature over the body is still to

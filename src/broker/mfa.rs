@@ -54,13 +54,7 @@ pub struct CreatedVirtualDevice {
     pub qr_png: Zeroizing<Vec<u8>>,
 }
 
-impl std::fmt::Debug for CreatedVirtualDevice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreatedVirtualDevice")
-            .field("serial", &self.serial)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(CreatedVirtualDevice, "CreatedVirtualDevice" { serial });
 
 /// A device as IAM lists it (never its seed).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,14 +155,7 @@ pub struct Broker {
     identities: cache::IdentityCache,
 }
 
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("account", &self.account)
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(Broker, "Broker" { account, settings });
 
 /// A started broker and the writer threads it depends on (the audit trail, the MFA replay
 /// guard). Dropping it without [`BrokerHandle::shutdown`] leaves the threads to end on their own

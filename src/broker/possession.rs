@@ -68,16 +68,8 @@ pub struct SignedRequest {
     payload_sha256: String,
 }
 
-impl std::fmt::Debug for SignedRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // SECURITY: the headers carry the token and the signature; not printed.
-        f.debug_struct("SignedRequest")
-            .field("service", &self.service)
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+// SECURITY: the headers carry the token and the signature; not printed.
+debug_only!(SignedRequest, "SignedRequest" { service, method, path });
 
 /// An HTTP `token` character (RFC 9110 section 5.6.2).
 fn is_tchar(b: u8) -> bool {

@@ -55,14 +55,7 @@ pub struct RootRecovery {
     pub deleted_key: Option<String>,
 }
 
-impl std::fmt::Debug for RootRecovery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootRecovery")
-            .field("access_key_id", &self.access_key_id)
-            .field("deactivated_devices", &self.deactivated_devices)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(RootRecovery, "RootRecovery" { access_key_id, deactivated_devices });
 
 impl Broker {
     /// `GetAccountSummary`: AWS's `SummaryMap` keys for what the broker has.

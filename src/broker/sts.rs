@@ -109,14 +109,7 @@ pub struct IssuedCredentials {
     pub expiration: OffsetDateTime,
 }
 
-impl std::fmt::Debug for IssuedCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(IssuedCredentials, "IssuedCredentials" { access_key_id, expiration });
 
 /// What AssumeRole returns besides the credentials.
 #[derive(Debug, Clone)]

@@ -167,16 +167,7 @@ impl MfaAudit {
     }
 }
 
-impl std::fmt::Debug for MfaCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaCheck")
-            .field("owner", &self.owner)
-            .field("serial", &self.serial)
-            .field("now", &self.now)
-            .field("audit", &self.audit)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(MfaCheck, "MfaCheck" { owner, serial, now, audit });
 
 /// A principal's MFA failure counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

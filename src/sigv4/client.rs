@@ -151,19 +151,8 @@ pub struct HttpSignParams<'a> {
     pub time: OffsetDateTime,
 }
 
-impl std::fmt::Debug for HttpSignParams<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // SECURITY: the secret and the session token are never printed.
-        f.debug_struct("HttpSignParams")
-            .field("access_key_id", &self.access_key_id)
-            .field("service", &self.service)
-            .field("method", &self.method)
-            .field("host", &self.host)
-            .field("path", &self.path)
-            .field("time", &self.time)
-            .finish_non_exhaustive()
-    }
-}
+// SECURITY: the secret and the session token are never printed.
+debug_only!(HttpSignParams<'_>, "HttpSignParams" { access_key_id, service, method, host, path, time });
 
 /// Signs an HTTP request (AWS steps 1 to 6): signed headers `host`, `x-amz-date`, the session
 /// token when given, and every header of `params.headers`.

@@ -400,18 +400,26 @@ pub fn parse<'a>(req: &IncomingRequest<'a>) -> Result<ParsedRequest<'a>, SigV4Er
     })
 }
 
-impl<'a> ParsedRequest<'a> {
-    /// The access key id from the credential (not yet authenticated).
-    #[must_use]
-    pub fn access_key_id(&self) -> &'a str {
-        self.checked.access_key_id
-    }
+/// The getters the gRPC and the HTTP parsed forms share: what the credential and the token
+/// header say (both hold the same [`Checked`]).
+macro_rules! credential_getters {
+    ($l:lifetime) => {
+        /// The access key id from the credential (not yet authenticated).
+        #[must_use]
+        pub fn access_key_id(&self) -> &$l str {
+            self.checked.access_key_id
+        }
 
-    /// The `x-amz-security-token` value, when sent (it is then signed).
-    #[must_use]
-    pub fn security_token(&self) -> Option<&'a str> {
-        self.checked.security_token
-    }
+        /// The `x-amz-security-token` value, when sent (it is then signed).
+        #[must_use]
+        pub fn security_token(&self) -> Option<&$l str> {
+            self.checked.security_token
+        }
+    };
+}
+
+impl<'a> ParsedRequest<'a> {
+    credential_getters!('a);
 
     /// Scope date `YYYYMMDD` (with access key id, the key for a signing-key cache).
     #[must_use]
@@ -540,17 +548,8 @@ pub struct ParsedHttpRequest<'a> {
     request: HttpRequest<'a>,
 }
 
-impl std::fmt::Debug for ParsedHttpRequest<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // SECURITY: neither the headers (token, signature) nor the token are printed.
-        f.debug_struct("ParsedHttpRequest")
-            .field("access_key_id", &self.checked.access_key_id)
-            .field("service", &self.checked.service)
-            .field("method", &self.request.method)
-            .field("path", &self.request.path)
-            .finish_non_exhaustive()
-    }
-}
+// SECURITY: neither the headers (token, signature) nor the token are printed.
+debug_only!(ParsedHttpRequest<'_>, "ParsedHttpRequest" { access_key_id: checked.access_key_id, service: checked.service, method: request.method, path: request.path });
 
 /// The value of a header that must occur at most once.
 fn single<'a>(
@@ -600,17 +599,7 @@ pub fn parse_http<'a>(req: &HttpRequest<'a>) -> Result<ParsedHttpRequest<'a>, Si
 }
 
 impl<'a> ParsedHttpRequest<'a> {
-    /// The access key id from the credential (not yet authenticated).
-    #[must_use]
-    pub fn access_key_id(&self) -> &'a str {
-        self.checked.access_key_id
-    }
-
-    /// The `x-amz-security-token` value, when sent (it is then signed).
-    #[must_use]
-    pub fn security_token(&self) -> Option<&'a str> {
-        self.checked.security_token
-    }
+    credential_getters!('a);
 
     fn canonical(&self, names: &'a [&'a str]) -> CanonicalRequest<'a> {
         let r = &self.request;

@@ -226,6 +226,28 @@ def expect(cond: bool, what: str) -> None:
 # --------------------------------------------------------------------------- the broker process
 
 
+def broker_logs(broker: "Broker") -> dict[str, str]:
+    """Every log file the broker wrote (one per start), by file name."""
+    import glob
+    logs = sorted(glob.glob(os.path.join(broker.log_dir, "broker-*.log")))
+    expect(bool(logs), "no broker logs")
+    return {os.path.basename(p): open(p, encoding="utf-8", errors="replace").read() for p in logs}
+
+
+def leaks(texts: dict[str, str], secrets: dict[str, str], codes) -> list[str]:
+    """Where any of SECRETS (by label) or of the MFA CODES appears in TEXTS (by name)."""
+    problems = []
+    for name, text in texts.items():
+        for label, secret in secrets.items():
+            if secret and secret in text:
+                problems.append(f"{name} contains {label}")
+        for c in sorted(codes):
+            for m in re.finditer(rf"(?<![\d.]){re.escape(c)}(?!\d)", text):
+                line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
+                problems.append(f"{name} contains code {c}: {line[:200]!r}")
+    return problems
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -498,3 +520,11 @@ def run_main(description: str, run_all: Callable[[Ctx, Results], None],
                 f.write(f"{r.passed} {r.failed}\n")
         print(f"{r.passed} passed, {r.failed} failed", flush=True)
     return 1 if r.failed else 0
+
+
+def run_traced(description: str, run_all: Callable[[Ctx, Results], None],
+               make_ctx: Callable[[Broker, str], Ctx], script_globals: dict, level_env: str) -> int:
+    """run_main with the broker logging at $LEVEL_ENV (default `trace`), so that a script's
+    hygiene check reads everything the broker might say, not only its info lines."""
+    return run_main(description, run_all, make_ctx, script_globals,
+                    broker_env={"STS_BROKER_LOG": os.environ.get(level_env, "trace")})

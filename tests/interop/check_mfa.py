@@ -38,8 +38,8 @@ import grpc
 import pyotp
 
 from broker_harness import (  # the pb2 names are rebound by load_stubs (run_main's script_globals)
-    AKIA_RE, IAM, STS, CheckFailed, Creds, Ctx, Results, check_root_identity, expect, expect_error,
-    iam_pb2, need_root, run_main, sign, sts_pb2)
+    AKIA_RE, IAM, STS, CheckFailed, Creds, Ctx, Results, broker_logs, check_root_identity, expect,
+    expect_error, iam_pb2, leaks, need_root, run_traced, sign, sts_pb2)
 
 STEP = 30  # seconds per TOTP step (the broker's virtual devices; RFC 6238 default)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -709,19 +709,9 @@ def check_m10(ctx: MfaCtx, r: Results) -> None:
 
 def check_m11(ctx: MfaCtx, r: Results) -> None:
     def go():
-        logs = sorted(glob.glob(os.path.join(ctx.broker.log_dir, "broker-*.log")))
-        expect(bool(logs), "no broker logs")
-        texts = {os.path.basename(p): open(p, encoding="utf-8", errors="replace").read() for p in logs}
+        texts = broker_logs(ctx.broker)
         texts["recover-root output"] = ctx.recover_output
-        problems = []
-        for name, text in texts.items():
-            for label, s in ctx.secrets.items():
-                if s and s in text:
-                    problems.append(f"{name} contains {label}")
-            for c in sorted(ctx.codes):
-                for m in re.finditer(rf"(?<![\d.]){re.escape(c)}(?!\d)", text):
-                    line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
-                    problems.append(f"{name} contains code {c}: {line[:200]!r}")
+        problems = leaks(texts, ctx.secrets, ctx.codes)
         expect(not problems, "; ".join(problems[:5]))
         size = sum(len(t) for t in texts.values())
         return (f"{len(ctx.secrets)} secrets and {len(ctx.codes)} codes absent from "
@@ -766,14 +756,9 @@ def run_all(ctx: MfaCtx, r: Results) -> None:
 # --------------------------------------------------------------------------- main
 
 
-# The broker logs at this level during the run, so that the hygiene check (m11) reads everything it
-# might say about MFA calls, not only its info lines.
-BROKER_LOG_LEVEL = os.environ.get("INTEROP_MFA_BROKER_LOG", "trace")
-
-
 def main() -> int:
-    return run_main(__doc__.split("\n\n")[0], run_all, MfaCtx, globals(),
-                    broker_env={"STS_BROKER_LOG": BROKER_LOG_LEVEL})
+    # The broker logs at trace level, so that the hygiene check (m11) reads all it says.
+    return run_traced(__doc__.split("\n\n")[0], run_all, MfaCtx, globals(), "INTEROP_MFA_BROKER_LOG")
 
 
 if __name__ == "__main__":

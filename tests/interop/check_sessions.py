@@ -21,9 +21,7 @@ second before issuing a session that must outlive it.
 from __future__ import annotations
 
 import base64
-import glob
 import json
-import os
 import re
 import sys
 import time
@@ -35,8 +33,8 @@ import jwt
 import pyotp
 
 from broker_harness import (  # the pb2 names are rebound by load_stubs (run_main's script_globals)
-    STS, CheckFailed, Creds, Ctx, Results, check_root_identity, expect, expect_error,
-    need_root, run_main, sts_pb2)
+    STS, CheckFailed, Creds, Ctx, Results, broker_logs, check_root_identity, expect, expect_error,
+    leaks, need_root, run_traced, sts_pb2)
 
 STEP = 30
 SLEEP_BUDGET = 40.0  # seconds this file may spend waiting for TOTP steps and second boundaries
@@ -645,18 +643,8 @@ def check_s11(ctx: SessCtx, r: Results) -> None:
 
 def check_s12(ctx: SessCtx, r: Results) -> None:
     def go():
-        logs = sorted(glob.glob(os.path.join(ctx.broker.log_dir, "broker-*.log")))
-        expect(bool(logs), "no broker logs")
-        texts = {os.path.basename(p): open(p, encoding="utf-8", errors="replace").read() for p in logs}
-        problems = []
-        for name, text in texts.items():
-            for label, s in ctx.secrets.items():
-                if s and s in text:
-                    problems.append(f"{name} contains {label}")
-            for c in sorted(ctx.codes):
-                for m in re.finditer(rf"(?<![\d.]){re.escape(c)}(?!\d)", text):
-                    line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
-                    problems.append(f"{name} contains code {c}: {line[:200]!r}")
+        texts = broker_logs(ctx.broker)
+        problems = leaks(texts, ctx.secrets, ctx.codes)
         expect(not problems, "; ".join(problems[:5]))
         tokens = sum(1 for k in ctx.secrets if k.endswith("session token"))
         return (f"{len(ctx.secrets)} secrets ({tokens} session tokens) and {len(ctx.codes)} codes "
@@ -673,13 +661,9 @@ def run_all(ctx: SessCtx, r: Results) -> None:
     r.note("time", f"session checks took {time.monotonic() - t0:.1f}s, {ctx.slept:.1f}s of it waiting")
 
 
-# The broker logs at this level during the run, so the hygiene check (s12) reads everything.
-BROKER_LOG_LEVEL = os.environ.get("INTEROP_SESSIONS_BROKER_LOG", "trace")
-
-
 def main() -> int:
-    return run_main(__doc__.split("\n\n")[0], run_all, SessCtx, globals(),
-                    broker_env={"STS_BROKER_LOG": BROKER_LOG_LEVEL})
+    # The broker logs at trace level, so that the hygiene check (s12) reads all it says.
+    return run_traced(__doc__.split("\n\n")[0], run_all, SessCtx, globals(), "INTEROP_SESSIONS_BROKER_LOG")
 
 
 if __name__ == "__main__":
