@@ -11,14 +11,19 @@
 //! verifies is the one the general builder makes for the same headers, and the signature is
 //! accepted exactly when it is the one recomputed from that text with the public signer steps;
 //! a request signed by the gRPC signer for the same host, path, token and body always parses
-//! and verifies, and never verifies under another secret.
+//! and verifies, and never verifies under another secret. The same request read as a whole HTTP
+//! request (the form `Authorize` checks for proof of possession, for this suite's service and for
+//! `s3`, whose paths are signed as sent) parses and verifies without panicking, and a request
+//! signed by the HTTP signer with its method, path, query, host, token and body parses and
+//! verifies under its secret only.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use sts_broker::sigv4::{
-    CanonicalRequest, CredentialScope, GrpcSignParams, IncomingRequest, Payload, parse,
-    parse_amz_date, sign_grpc, signature_hex, signing_key, string_to_sign, unary_message,
+    CanonicalRequest, CredentialScope, GrpcSignParams, HttpRequest, HttpSignParams,
+    IncomingRequest, Payload, parse, parse_amz_date, parse_http, sign_grpc, sign_http,
+    signature_hex, signing_key, string_to_sign, unary_message,
 };
 
 const SECRET: &[u8] = b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -78,6 +83,72 @@ fn single<'h>(headers: &'h [(&str, String)], name: &str) -> Option<&'h str> {
     match (it.next(), it.next()) {
         (Some((_, v)), None) => Some(v.as_str()),
         _ => None,
+    }
+}
+
+/// The whole-HTTP-request form: the request as received, then as the HTTP signer makes it.
+fn http_form(raw: &Raw<'_>, all: &[(&str, &str)], payload_hex: &str, time: i64) {
+    let host = single(&raw.headers, "host").unwrap_or_default();
+    let token = single(&raw.headers, "x-amz-security-token");
+    for service in [SERVICE, "s3"] {
+        let received = HttpRequest {
+            method: raw.method,
+            path: raw.path,
+            query: raw.query,
+            headers: all,
+            payload_sha256: payload_hex,
+            now: NOW,
+            region: REGION,
+            service,
+        };
+        if let Ok(parsed) = parse_http(&received) {
+            let _ = parsed.canonical_request();
+            let _ = parsed.verify(SECRET);
+        }
+        let Ok(signed_at) = time::OffsetDateTime::from_unix_timestamp(time) else {
+            return;
+        };
+        let Ok(signed) = sign_http(&HttpSignParams {
+            access_key_id: "AKIDEXAMPLE",
+            secret_access_key: SECRET,
+            session_token: token,
+            region: REGION,
+            service,
+            method: raw.method,
+            host,
+            path: raw.path,
+            query: raw.query,
+            headers: &[],
+            payload_sha256: payload_hex,
+            time: signed_at,
+        }) else {
+            continue;
+        };
+        let mut sent = vec![
+            ("host", host),
+            ("x-amz-date", signed.x_amz_date.as_str()),
+            ("authorization", signed.authorization.as_str()),
+        ];
+        sent.extend(
+            signed
+                .x_amz_security_token
+                .as_deref()
+                .map(|t| ("x-amz-security-token", t)),
+        );
+        let parsed = parse_http(&HttpRequest {
+            headers: &sent,
+            now: time,
+            ..received
+        })
+        .unwrap_or_else(|e| panic!("what the HTTP signer signs parses ({service}): {e}"));
+        assert!(
+            parsed.verify(SECRET).is_ok(),
+            "what the HTTP signer signs verifies ({service})"
+        );
+        assert!(
+            parsed.verify(b"another secret").is_err(),
+            "it does not verify under another secret ({service})"
+        );
     }
 }
 
@@ -193,6 +264,7 @@ fuzz_target!(|data: &[u8]| {
     let time = amz_date
         .and_then(|d| parse_amz_date(d.trim()).ok())
         .unwrap_or(NOW);
+    http_form(&raw, &all, &payload_hex, time);
     let Ok(signed_at) = time::OffsetDateTime::from_unix_timestamp(time) else {
         return;
     };

@@ -221,6 +221,7 @@ async fn a_flood_signed_with_an_unknown_key_adds_one_row_per_interval_and_is_cou
     const GOOD_EVERY: usize = 50;
     let app = spawn_app().await;
     let before = app.audit().await.len();
+    println!("before the flood: {}", rss());
     let mut good_calls = 0;
     // Two intervals of the broker's clock, 2,500 refusals each.
     for phase in 0..2 {
@@ -249,6 +250,7 @@ async fn a_flood_signed_with_an_unknown_key_adds_one_row_per_interval_and_is_cou
             good_calls += t.await.unwrap();
         }
     }
+    println!("after the flood: {}", rss());
     let refused = TASKS * PER_TASK * 2;
     let metrics = http_get(app.addr, "/metrics").await;
     let counted = format!(

@@ -340,3 +340,15 @@ pub async fn serve_process(mut cmd: tokio::process::Command) -> (tokio::process:
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, endpoint)
 }
+
+/// This process's resident set (broker and test share it), for the flood tests' reports.
+pub fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "VmRSS: unknown".into())
+}

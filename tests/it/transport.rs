@@ -169,18 +169,6 @@ async fn a_signed_body_that_does_not_decode_is_a_validation_error() {
     no_users(&app).await;
 }
 
-/// The broker's resident set (this process), for the flood reports.
-fn rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS"))
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "VmRSS: unknown".into())
-}
-
 /// A well-behaved client on its own connection: it must keep being served.
 async fn good_call(app: &TestApp) {
     let c = sts_broker::client::Client::connect(&app.endpoint, "us-east-1", app.root.clone())
