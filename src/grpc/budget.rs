@@ -17,6 +17,7 @@
 
 use crate::error::{AwsCode, BrokerError};
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -25,9 +26,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Budget {
     global: Arc<Semaphore>,
     share: usize,
-    /// Bytes held per claimed principal; an entry lives only while some call holds bytes, so the
-    /// map is bounded by the calls in flight.
-    held: Mutex<HashMap<String, usize>>,
+    /// Bytes held per claimed principal, by a keyed hash of its ARN (so a call allocates
+    /// nothing here; two principals whose hashes met would only share one share). An entry
+    /// lives only while some call holds bytes, so the map is bounded by the calls in flight.
+    held: Mutex<HashMap<u64, usize>>,
+    keys: std::collections::hash_map::RandomState,
 }
 
 fn over_budget() -> BrokerError {
@@ -43,20 +46,21 @@ impl Budget {
             global: Arc::new(Semaphore::new(global_bytes.min(Semaphore::MAX_PERMITS))),
             share: principal_share_bytes,
             held: Mutex::new(HashMap::new()),
+            keys: std::collections::hash_map::RandomState::new(),
         })
     }
 
     /// An empty hold for one call made as `principal`.
     pub fn hold(self: &Arc<Self>, principal: &str) -> Hold {
         Hold {
+            principal: self.keys.hash_one(principal),
             budget: Arc::clone(self),
-            principal: principal.to_owned(),
             bytes: 0,
             permit: None,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
         // A panic while holding this lock leaves plain counters behind; they stay usable.
         self.held
             .lock()
@@ -68,7 +72,7 @@ impl Budget {
 #[derive(Debug)]
 pub struct Hold {
     budget: Arc<Budget>,
-    principal: String,
+    principal: u64,
     bytes: usize,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -79,7 +83,7 @@ impl Hold {
         let permits = u32::try_from(n).map_err(|_| over_budget())?;
         {
             let mut held = self.budget.lock();
-            let mine = held.entry(self.principal.clone()).or_insert(0);
+            let mine = held.entry(self.principal).or_insert(0);
             if mine.saturating_add(n) > self.budget.share {
                 if *mine == 0 {
                     held.remove(&self.principal);
@@ -151,7 +155,7 @@ mod tests {
         h[2].take(40).unwrap();
         drop(h.remove(0)); // a's first call ends: its 30 bytes come back
         h[0].take(30).unwrap();
-        assert_eq!(budget.lock().get("arn:a"), Some(&40));
+        assert_eq!(budget.lock().get(&budget.keys.hash_one("arn:a")), Some(&40));
     }
 
     #[test]
